@@ -1,0 +1,78 @@
+"""The ``acd`` command line. User mistakes print one line and exit with code 2."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from acd.errors import UsageError
+
+app = typer.Typer(
+    help="Auto-contrastive Decoding: contrast a language model's final layer with an earlier exit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _group() -> None:
+    """Keep ``acd`` a command group even while it has few commands."""
+
+
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="Text to continue."),
+    model: str = typer.Option("gpt2-medium", help="Hub id or local directory of a causal LM."),
+    heads: Optional[str] = typer.Option(None, help="Trained exit heads directory (train_heads output)."),
+    layer: int = typer.Option(12, help="Amateur exit layer."),
+    alpha: float = typer.Option(0.1, help="Plausibility threshold in [0, 1]."),
+    strategy: str = typer.Option("greedy", help="greedy | beam | top-k | top-p"),
+    expert: Optional[str] = typer.Option(None, help="original | new (default: new with heads, else original)"),
+    amateur: Optional[str] = typer.Option(None, help="head | lens (default: head with heads, else lens)"),
+    max_new_tokens: int = typer.Option(100, min=1, help="Tokens to generate."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    no_acd: bool = typer.Option(False, "--no-acd", help="Decode with the plain expert instead."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
+) -> None:
+    """Continue PROMPT with ACD (or the plain expert with --no-acd)."""
+    from acd.decoding import generate_batch, strategy_kwargs
+    from acd.loading import load
+
+    strategy_kwargs(strategy)
+    lm, tokenizer = load(
+        model, heads=heads, layer=None if no_acd else layer, alpha=alpha, expert=expert, amateur=amateur, device=device
+    )
+    typer.echo(prompt + generate_batch(lm, tokenizer, [prompt], strategy, max_new_tokens, seed=seed)[0])
+
+
+@app.command("tiny-model")
+def tiny_model(
+    directory: str = typer.Argument(..., help="Where to write the model and tokenizer."),
+    arch: str = typer.Option("gpt2", help="gpt2 | gpt_neo | llama"),
+    layers: int = typer.Option(4, min=1, help="Number of transformer blocks."),
+    d_model: int = typer.Option(32, min=8, help="Hidden size."),
+    seed: int = typer.Option(0, help="Initialisation seed."),
+) -> None:
+    """Write a tiny randomly initialised model with the real GPT-2 tokenizer (offline)."""
+    from acd.tiny import ARCHS, make_tiny_model
+
+    if arch not in ARCHS:
+        raise UsageError(f"arch={arch!r} is not allowed: use one of {', '.join(ARCHS)}")
+    typer.echo(make_tiny_model(directory, arch=arch, n_layers=layers, d_model=d_model, seed=seed))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: turn UsageError into ``error: ...`` and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except UsageError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

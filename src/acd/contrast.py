@@ -1,0 +1,90 @@
+"""The auto-contrastive next-token distribution (Gera et al. 2023, Eqs. 1-5).
+
+Pure tensor code, checkable line by line against the paper:
+
+1. plausible set   V_head = {v : p_EXP(v) >= alpha * max p_EXP}      (Eq. 1)
+2. contrast score  S(v) = log p_EXP(v) - log p_AMA(v), v in V_head    (Eq. 2)
+3. redistribution  softmax_{V_head}(S) * sum_{u in V_head} p_EXP(u)   (Eq. 4)
+4. every other token keeps p_EXP(v)                                   (Eqs. 3, 5)
+
+Everything runs in log space and in float32 at least, so the result stays finite and
+normalised where the reference code's log(softmax(.)) turns an underflowing amateur
+probability into NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+
+from acd.errors import UsageError
+
+__all__ = ["acd_log_probs", "check_alpha", "check_min_candidates", "compute_dtype"]
+
+
+def check_alpha(alpha: object) -> float:
+    """Return alpha as a float, or raise UsageError (a ValueError) naming the allowed range."""
+    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0.0 <= float(alpha) <= 1.0:
+        raise UsageError(f"alpha={alpha!r} is not allowed: alpha must be a number in [0, 1]")
+    return float(alpha)
+
+
+def check_min_candidates(min_candidates: object) -> int:
+    """Return min_candidates as an int, or raise UsageError (a ValueError) naming the allowed range."""
+    if isinstance(min_candidates, bool) or not isinstance(min_candidates, int) or min_candidates < 1:
+        raise UsageError(
+            f"min_candidates={min_candidates!r} is not allowed: min_candidates must be an integer >= 1"
+        )
+    return min_candidates
+
+
+def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 stays float64; everything else (float32, float16, bfloat16) computes in float32."""
+    dtype = tensors[0].dtype
+    for tensor in tensors[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def plausible_mask(expert_log_probs: torch.Tensor, alpha: float, min_candidates: int = 1) -> torch.Tensor:
+    """V_head of Eq. 1 (inclusive), widened to the ``min_candidates`` most probable tokens."""
+    top = expert_log_probs.amax(dim=-1, keepdim=True)
+    threshold = top + (math.log(alpha) if alpha > 0 else -math.inf)
+    if min_candidates > 1:
+        k = min(min_candidates, expert_log_probs.shape[-1])
+        kth = expert_log_probs.topk(k, dim=-1).values[..., -1:]
+        threshold = torch.minimum(threshold, kth)
+    return expert_log_probs >= threshold
+
+
+def acd_log_probs(
+    expert_logits: torch.Tensor,
+    amateur_logits: torch.Tensor,
+    alpha: float = 0.1,
+    min_candidates: int = 1,
+    keep_tail: bool = True,
+) -> torch.Tensor:
+    """Log-probabilities of p_ACD over the last dimension, of the broadcast shape.
+
+    ``keep_tail=False`` gives Li et al.'s contrastive decoding instead: tokens outside
+    V_head get -inf and the plausible tokens share all the mass by their contrast score.
+    """
+    alpha = check_alpha(alpha)
+    min_candidates = check_min_candidates(min_candidates)
+    dtype = compute_dtype(expert_logits, amateur_logits)
+    expert = torch.log_softmax(expert_logits.to(dtype), dim=-1)
+    amateur = torch.log_softmax(amateur_logits.to(dtype), dim=-1)
+    expert, amateur = torch.broadcast_tensors(expert, amateur)
+    # An amateur probability of exactly zero would make S = +inf and the softmax NaN;
+    # the smallest finite log-probability keeps such a token the contrast's clear winner.
+    amateur = amateur.clamp_min(torch.finfo(dtype).min / 4)
+
+    plausible = plausible_mask(expert, alpha, min_candidates)
+    score = torch.where(plausible, expert - amateur, -math.inf)
+    redistributed = torch.log_softmax(score, dim=-1)
+    if not keep_tail:
+        return redistributed
+    plausible_mass = torch.where(plausible, expert, -math.inf).logsumexp(dim=-1, keepdim=True)
+    return torch.where(plausible, redistributed + plausible_mass, expert)

@@ -1,0 +1,175 @@
+"""Exits of a decoder-only LM, and the ACD model: any *ForCausalLM whose forward returns ACD log-probs.
+
+An *exit* is a layer L and a head kind: ``head`` (a trained exit head) or ``lens`` (the
+model's own ``lm_head``). Both read ``final_norm(hidden_states[L])``; at the last layer the
+normed state is the model's ``last_hidden_state``, so the lens exit at the last layer is
+exactly the original model.
+
+The ACD model is the loaded model itself with one mixin on top of its class
+(:func:`make_auto_contrastive`): only ``forward`` changes, so ``generate()`` with every
+strategy and KV cache, ``HFLM`` and any code that calls a causal LM work unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from acd.architectures import final_norm, num_layers
+from acd.contrast import acd_log_probs, check_alpha, check_min_candidates
+from acd.errors import UsageError
+from acd.heads import ExitHeads
+
+EXIT_KINDS = ("head", "lens")
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Where a next-token distribution is read off: layer L (1..n_layers) through a head kind."""
+
+    layer: int
+    kind: str = "head"
+
+    def __str__(self) -> str:
+        return f"{self.kind}{self.layer}"
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """What the ACD model computes: the expert alone (``amateur=None``) or p_ACD(expert, amateur)."""
+
+    expert: Exit
+    amateur: Exit | None = None
+    alpha: float = 0.1
+    min_candidates: int = 1
+    keep_tail: bool = True
+    amateur_temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_alpha(self.alpha)
+        check_min_candidates(self.min_candidates)
+        temperature = self.amateur_temperature
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
+            raise UsageError(
+                f"amateur_temperature={temperature!r} is not allowed: it must be a finite number > 0"
+            )
+
+
+def check_exit(model: nn.Module, heads: ExitHeads | None, exit: Exit, role: str) -> None:
+    """Raise UsageError unless ``exit`` exists on this model with these heads."""
+    n_layers = num_layers(model)
+    if exit.kind not in EXIT_KINDS:
+        raise UsageError(f"{role}={exit.kind!r} is not allowed: use one of {', '.join(EXIT_KINDS)}")
+    if isinstance(exit.layer, bool) or not isinstance(exit.layer, int) or not 1 <= exit.layer <= n_layers:
+        raise UsageError(f"layer={exit.layer!r} is out of range: allowed 1..{n_layers} for this model ({role})")
+    if exit.kind == "head" and (heads is None or exit.layer not in heads):
+        trained = "no heads were given" if heads is None else f"trained exits are {heads.exit_layers}"
+        raise UsageError(
+            f"layer={exit.layer} has no trained head for {role}='head' ({trained}); "
+            f"train one, pick a trained layer, or use {role}='lens'"
+        )
+
+
+def hidden_at(model: nn.Module, body_output: Any, layer: int, keep: slice | torch.Tensor) -> torch.Tensor:
+    """final_norm(hidden_states[layer]) at the kept positions; the last layer is already normed."""
+    if layer == num_layers(model):
+        return body_output.last_hidden_state[:, keep]
+    return final_norm(model)(body_output.hidden_states[layer][:, keep])
+
+
+def exit_logits(
+    model: nn.Module, heads: ExitHeads | None, exit: Exit, body_output: Any, keep: slice | torch.Tensor
+) -> torch.Tensor:
+    """Logits of one exit, computed only at the kept positions."""
+    head = model.get_output_embeddings() if exit.kind == "lens" else heads[exit.layer]
+    return head(hidden_at(model, body_output, exit.layer, keep))
+
+
+def positions_to_keep(logits_to_keep: int | torch.Tensor) -> slice | torch.Tensor:
+    """transformers' convention: an int keeps the last N positions (0 keeps all), a tensor indexes them."""
+    if isinstance(logits_to_keep, int):
+        return slice(-logits_to_keep, None) if logits_to_keep else slice(None)
+    return logits_to_keep
+
+
+def run_body(model: nn.Module, **inputs: Any) -> Any:
+    """One pass of the transformer body, keeping every layer's hidden state (references, not copies)."""
+    inputs.pop("output_hidden_states", None)
+    inputs.pop("return_dict", None)
+    return model.base_model(output_hidden_states=True, return_dict=True, **inputs)
+
+
+def contrast_logits(
+    model: nn.Module, heads: ExitHeads | None, contrast: Contrast, body_output: Any, keep: slice | torch.Tensor
+) -> torch.Tensor:
+    """The logits the ACD model returns: plain expert logits, or ACD log-probs (float32 at least)."""
+    expert = exit_logits(model, heads, contrast.expert, body_output, keep)
+    if contrast.amateur is None:
+        return expert
+    amateur = exit_logits(model, heads, contrast.amateur, body_output, keep)
+    if contrast.amateur_temperature != 1.0:
+        amateur = amateur / contrast.amateur_temperature
+    return acd_log_probs(
+        expert, amateur, alpha=contrast.alpha, min_candidates=contrast.min_candidates, keep_tail=contrast.keep_tail
+    )
+
+
+class AutoContrastiveMixin:
+    """Put in front of a *ForCausalLM class: ``forward`` returns ``contrast_logits`` as logits."""
+
+    acd_heads: ExitHeads | None
+    acd_contrast: Contrast
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs: Any,
+    ) -> CausalLMOutputWithPast:
+        body_output = run_body(self, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        logits = contrast_logits(self, self.acd_heads, self.acd_contrast, body_output, positions_to_keep(logits_to_keep))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                torch.log_softmax(logits[:, :-1].float(), dim=-1).flatten(0, 1),
+                labels[:, 1:].flatten().to(logits.device),
+                ignore_index=-100,
+            )
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=body_output.past_key_values)
+
+    def set_contrast(self, **changes: Any) -> Contrast:
+        """Change alpha, layer exits, etc. in place, checked as at load time."""
+        contrast = replace(self.acd_contrast, **changes)
+        check_exit(self, self.acd_heads, contrast.expert, "expert")
+        if contrast.amateur is not None:
+            check_exit(self, self.acd_heads, contrast.amateur, "amateur")
+        self.acd_contrast = contrast
+        return contrast
+
+
+@functools.cache
+def _auto_contrastive_class(base_class: type) -> type:
+    return type(f"AutoContrastive{base_class.__name__}", (AutoContrastiveMixin, base_class), {})
+
+
+def make_auto_contrastive(model: nn.Module, contrast: Contrast, heads: ExitHeads | None = None) -> nn.Module:
+    """Turn a loaded causal LM into the ACD model in place (and return it)."""
+    if heads is not None:
+        heads.check_compatible(model)
+        lm_head = model.get_output_embeddings()
+        heads = heads.to(device=lm_head.weight.device, dtype=lm_head.weight.dtype).requires_grad_(False)
+    if not isinstance(model, AutoContrastiveMixin):
+        model.__class__ = _auto_contrastive_class(type(model))
+    model.acd_heads = heads
+    model.acd_contrast = Contrast(expert=contrast.expert)  # replaced, checked, just below
+    model.set_contrast(**{f: getattr(contrast, f) for f in contrast.__dataclass_fields__})
+    return model
