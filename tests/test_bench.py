@@ -46,7 +46,7 @@ def test_quick_bench_writes_every_figure_and_keeps_others(tiny_gpt2: Path, tmp_p
     greedy = data["acd_greedy_over_plain"]["cases"]
     assert set(greedy) == {"head_batch1", "lens_batch1", "head_batch8", "lens_batch8"}
     assert data["acd_greedy_over_plain"]["value"] == max(case["ratio"] for case in greedy.values())
-    assert data["acd_greedy_over_plain"]["setup"]["workload"]["new_tokens"] == 16
+    assert data["acd_greedy_over_plain"]["setup"]["workload"]["new_tokens"] == 8
 
 
 def test_bad_input_is_one_line_with_exit_code_2(tiny_gpt2: Path, tmp_path: Path) -> None:

@@ -65,11 +65,14 @@ def acd_log_probs(
     alpha: float = 0.1,
     min_candidates: int = 1,
     keep_tail: bool = True,
+    *,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Log-probabilities of p_ACD over the last dimension, of the broadcast shape.
 
     ``keep_tail=False`` gives Li et al.'s contrastive decoding instead: tokens outside
     V_head get -inf and the plausible tokens share all the mass by their contrast score.
+    ``out`` receives the result (it may be ``expert_logits`` itself, which is read first).
     """
     alpha = check_alpha(alpha)
     min_candidates = check_min_candidates(min_candidates)
@@ -86,8 +89,8 @@ def acd_log_probs(
     score = torch.where(plausible, expert - amateur.clamp_min(torch.finfo(dtype).min / 4), -math.inf)
     redistributed = torch.log_softmax(score, dim=-1)
     if not keep_tail:
-        return redistributed
-    # log sum_{V_head} p_EXP: every plausible p_EXP is at least alpha * max p_EXP, so summing
-    # probabilities needs no max shift (and avoids exp(-inf) over the masked-out tail).
+        return redistributed if out is None else out.copy_(redistributed)
+    # log sum_{V_head} p_EXP. Probabilities cannot overflow and their sum is at least
+    # max p_EXP >= 1/vocab, so summing them needs no max shift (nor exp(-inf) over the tail).
     plausible_mass = expert.exp().mul_(plausible).sum(dim=-1, keepdim=True).log_()
-    return torch.where(plausible, redistributed.add_(plausible_mass), expert)
+    return torch.where(plausible, redistributed.add_(plausible_mass), expert, out=out)

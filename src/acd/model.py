@@ -142,9 +142,9 @@ def contrast_logits(
     step = max(1, contrast_chunk_elements(expert.device) // (batch * vocab))
     for start in range(0, n_positions, step):
         positions = slice(start, start + step)
-        log_probs[:, positions] = acd_log_probs(
+        acd_log_probs(
             expert[:, positions], amateur[:, positions], alpha=contrast.alpha,
-            min_candidates=contrast.min_candidates, keep_tail=contrast.keep_tail,
+            min_candidates=contrast.min_candidates, keep_tail=contrast.keep_tail, out=log_probs[:, positions],
         )
     return log_probs
 
