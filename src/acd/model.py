@@ -127,12 +127,12 @@ def contrast_logits(
     Scoring a long batch needs the contrast at every position. It runs over a few positions at a
     time (:func:`contrast_chunk_elements`), so its vocabulary-wide temporaries stay small and are
     reused instead of each costing a fresh batch-sized allocation, and the log-probs overwrite
-    the expert logits, which are this call's own tensor, in place.
+    the expert logits, which are this call's own tensor (unless autograd needs them or the
+    model runs in half precision, whose log-probs are float32).
     """
-    expert = exit_logits(model, heads, contrast.expert, body_output, keep)
     if contrast.amateur is None:
-        return expert
-    amateur = exit_logits(model, heads, contrast.amateur, body_output, keep)
+        return exit_logits(model, heads, contrast.expert, body_output, keep)
+    expert, amateur = exit_pair_logits(model, heads, contrast, body_output, keep)
     if contrast.amateur_temperature != 1.0:
         amateur = amateur / contrast.amateur_temperature
     dtype = compute_dtype(expert, amateur)
@@ -147,6 +147,30 @@ def contrast_logits(
             min_candidates=contrast.min_candidates, keep_tail=contrast.keep_tail, out=log_probs[:, positions],
         )
     return log_probs
+
+
+def exit_pair_logits(
+    model: nn.Module, heads: ExitHeads | None, contrast: Contrast, body_output: Any, keep: slice | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expert and amateur logits at the kept positions.
+
+    Two lens exits share the lm_head. At one position per sequence (a generation step) reading
+    its weights is nearly the whole cost, so one product over both hidden states reads them once.
+    It is written ``weight @ hidden.T``: for a few rows ``F.linear`` (MKL on CPU) first packs the
+    whole weight matrix, which costs more than the product it saves.
+    """
+    exits = (contrast.expert, contrast.amateur)
+    if not all(exit.kind == "lens" for exit in exits):
+        return tuple(exit_logits(model, heads, exit, body_output, keep) for exit in exits)
+    lm_head = model.get_output_embeddings()
+    expert_hidden, amateur_hidden = (hidden_at(model, body_output, exit.layer, keep) for exit in exits)
+    if expert_hidden.shape[1] != 1:
+        return lm_head(expert_hidden), lm_head(amateur_hidden)
+    both = torch.cat([expert_hidden, amateur_hidden], dim=1)
+    logits = torch.mm(lm_head.weight, both.flatten(0, 1).t()).t().reshape(*both.shape[:2], -1)
+    if lm_head.bias is not None:
+        logits = logits + lm_head.bias
+    return logits[:, :1], logits[:, 1:]
 
 
 def contrast_chunk_elements(device: torch.device) -> int:
