@@ -240,7 +240,8 @@ class Bench:
             "amateur_layer": self.layer(n_layers),
             "head": f"expert = new exit head at layer {n_layers}, amateur = exit head at layer "
             f"{self.layer(n_layers)} (random ExitHeads, std 0.02)",
-            "lens": f"expert = original lm_head, amateur = lm_head on final_norm(hidden_states[{self.layer(n_layers)}])",
+            "lens": "expert = original lm_head, amateur = lm_head on "
+            f"final_norm(hidden_states[{self.layer(n_layers)}])",
             "plain": "the unmodified transformers model (its own forward and lm_head)",
             "plausible_fraction": self.plausible_fraction,
             "workload": asdict(self.workload),
@@ -270,7 +271,8 @@ class Bench:
                 do_sample=False, num_beams=1, use_cache=True, pad_token_id=0,
             )
         if output.shape[1] != input_ids.shape[1] + new_tokens:
-            raise RuntimeError(f"generation stopped after {output.shape[1] - input_ids.shape[1]} of {new_tokens} tokens")
+            made = output.shape[1] - input_ids.shape[1]
+            raise RuntimeError(f"generation stopped after {made} of {new_tokens} tokens")
         return output
 
     def score(self, variant: str, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -381,7 +383,8 @@ def summary(name: str, record: dict[str, Any]) -> str:
     if "goal_min" in record:
         goals.append(f">= {record['goal_min']}")
     verdict = f" (goal {' and '.join(goals)}: {'met' if record['meets_goal'] else 'NOT met'})" if goals else ""
-    ratios = ", ".join(f"{case} {values['ratio']}" for case, values in record.get("cases", {}).items() if "ratio" in values)
+    cases = record.get("cases", {})
+    ratios = ", ".join(f"{case} {values['ratio']}" for case, values in cases.items() if "ratio" in values)
     return f"{name}: {record['value']}{verdict}" + (f"; {ratios}" if ratios else "")
 
 

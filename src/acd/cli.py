@@ -68,7 +68,8 @@ def tiny_model(
 @app.command()
 def bench(
     model: str = typer.Option(
-        "random-gpt2-medium", help="random-gpt2-medium (GPT2-Medium built with random weights) or a hub id / local directory."
+        "random-gpt2-medium",
+        help="random-gpt2-medium (GPT2-Medium built with random weights) or a hub id / local directory.",
     ),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
     dtype: str = typer.Option("float32", help="float32 | float16 | bfloat16"),
