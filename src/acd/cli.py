@@ -78,7 +78,9 @@ def inspect_command(
     positions: str = typer.Option("last", help="last: the next token only | all: after every token of PROMPT."),
     exits: str = typer.Option("all", help="Exits shown: all | head (trained heads) | lens (lm_head at every layer)."),
     out: Optional[str] = typer.Option(None, help="Write a figure: .png, .svg, .pdf, or .html (figure + tables)."),
-    generate_steps: int = typer.Option(0, "--generate", help="Greedy steps with and without ACD (HTML page with --out)."),
+    generate_steps: int = typer.Option(
+        0, "--generate", help="Greedy steps with and without ACD (an HTML page with --out)."
+    ),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
 ) -> None:
     """Show what every exit, the expert, the amateur and ACD predict next, and what ACD changes."""
@@ -102,7 +104,8 @@ def inspect_command(
     if generate_steps < 0 or (generate_steps and positions != "last"):
         raise UsageError(f"generate={generate_steps} is not allowed: use a number of steps >= 1, with --positions last")
     lm, tokenizer = load(model, heads=heads, layer=layer, alpha=alpha, expert=expert, amateur=amateur, device=device)
-    console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
+    # Piped output is never cut to 80 columns: a table row stays one line.
+    console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 1000)
     if generate_steps:
         generation = insp.inspect_generation(lm, tokenizer, prompt, generate_steps, top=top, exits=exits)
         report.print_generation(console, generation)

@@ -76,12 +76,17 @@ class Inspection:
 
 @dataclass(frozen=True)
 class GenerationInspection:
-    """Greedy continuations with and without ACD; ``inspection`` covers each step of the ACD one."""
+    """Greedy continuations with and without ACD; ``inspection`` covers each step of the ACD one.
+
+    The texts are decoded whole, so characters split across byte-level tokens read right.
+    """
 
     prompt_ids: tuple[int, ...]
     plain_ids: tuple[int, ...]
     acd_ids: tuple[int, ...]
     inspection: Inspection
+    plain_text: str
+    acd_text: str
 
     @property
     def changed_steps(self) -> list[int]:
@@ -233,7 +238,9 @@ def inspect_prompt(
 
 
 @torch.inference_mode()
-def greedy_continuation(model: nn.Module, tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], steps: int, acd: bool) -> list[int]:
+def greedy_continuation(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], steps: int, acd: bool
+) -> list[int]:
     """transformers' own greedy search over the ACD distribution, or over the plain expert."""
     contrast = model.acd_contrast
     device = model.get_output_embeddings().weight.device
@@ -275,4 +282,11 @@ def inspect_generation(
         steps=tuple(inspected),
         tokens=token_texts(tokenizer, _tokens_of(inspected, full, plain)),
     )
-    return GenerationInspection(tuple(ids), tuple(plain), tuple(contrastive), inspection)
+    return GenerationInspection(
+        prompt_ids=tuple(ids),
+        plain_ids=tuple(plain),
+        acd_ids=tuple(contrastive),
+        inspection=inspection,
+        plain_text=tokenizer.decode(plain),
+        acd_text=tokenizer.decode(contrastive),
+    )

@@ -63,7 +63,8 @@ def _heat_map(ax, fig: Figure, inspection: Inspection) -> None:
     threshold = 0.6 * float(values.max())
     for r, row in enumerate(texts):
         for c, text in enumerate(row):
-            ax.text(c, r, text, ha="center", va="center", fontsize=7, color="white" if values[r, c] > threshold else "black")
+            colour = "white" if values[r, c] > threshold else "black"
+            ax.text(c, r, text, ha="center", va="center", fontsize=7, color=colour)
     fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="probability")
 
 

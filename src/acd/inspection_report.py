@@ -141,8 +141,9 @@ def print_generation(console: Console, generation: GenerationInspection) -> None
     """Both continuations and the steps where ACD picked another token than the expert."""
     tokens = generation.inspection.tokens
     prompt = "".join(tokens[t] for t in generation.prompt_ids)
-    console.print(Text("greedy:       ", style="bold") + Text(prompt) + Text("".join(tokens[t] for t in generation.plain_ids), style="cyan"))
-    console.print(Text("greedy + ACD: ", style="bold") + Text(prompt) + Text("".join(tokens[t] for t in generation.acd_ids), style="green"))
+    lines = (("greedy:       ", generation.plain_text, "cyan"), ("greedy + ACD: ", generation.acd_text, "green"))
+    for name, text, colour in lines:
+        console.print(Text(name, style="bold") + Text(prompt) + Text(text, style=colour))
     table = Table(title="steps where ACD changed the greedy choice", title_justify="left")
     for column in ("step", "expert would pick", "ACD picks", "p_expert of ACD's pick"):
         table.add_column(column, no_wrap=True)
@@ -166,7 +167,8 @@ table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
 td,th{border:1px solid #ddd;padding:.15em .45em;white-space:nowrap}
 td.summary{font-weight:bold} .plausible{background:#e6f0ff} .plain{outline:2px solid #444}
 .acd{background:#c8f0c8;font-weight:bold} .tok{font-family:ui-monospace,monospace}
-.columns{display:grid;grid-template-columns:1fr 1fr;gap:1.5em} .box{border:1px solid #ccc;padding:.7em;white-space:pre-wrap}
+.columns{display:grid;grid-template-columns:1fr 1fr;gap:1.5em}
+.box{border:1px solid #ccc;padding:.7em;white-space:pre-wrap}
 mark{background:#ffe08a} .scroll{overflow-x:auto} section.changed h3{color:#a15c00} img{max-width:100%}
 """
 
@@ -181,7 +183,8 @@ def html_page(title: str, body: str) -> str:
 def settings_html(model: str, inspection: Inspection) -> str:
     c = inspection.contrast
     return (
-        f"<p>model <code>{html.escape(model)}</code>; expert <code>{c.expert}</code>, amateur <code>{c.amateur}</code>, "
+        f"<p>model <code>{html.escape(model)}</code>; expert <code>{c.expert}</code>, "
+        f"amateur <code>{c.amateur}</code>, "
         f"alpha {c.alpha:g}. Shaded: in the plausible set; boxed: the greedy pick of the plain expert; "
         f"green: the greedy pick of ACD.</p>"
     )
@@ -218,7 +221,8 @@ def step_table_html(inspection: Inspection, step: Step, fold_exits: bool = False
 
 def figure_html(model: str, inspection: Inspection, png: bytes) -> str:
     """The figure (embedded PNG) and the table of each inspected position, in one file."""
-    parts = [settings_html(model, inspection), f'<img alt="exits heat map and expert, amateur, ACD bars" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">']
+    source = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    parts = [settings_html(model, inspection), f'<img alt="exit heat map; expert, amateur, ACD bars" src="{source}">']
     for step in inspection.steps:
         parts.append(f"<h3>after <span class=tok>{html.escape(repr(context_text(inspection, step)))}</span></h3>")
         parts.append(step_table_html(inspection, step))
@@ -232,7 +236,9 @@ def generation_html(model: str, generation: GenerationInspection) -> str:
     changed = set(generation.changed_steps)
     plain = "".join(f"<span>{html.escape(tokens[t])}</span>" for t in generation.plain_ids)
     chosen = "".join(
-        f'<a href="#step-{i + 1}"><mark>{html.escape(tokens[t])}</mark></a>' if i in changed else f"<span>{html.escape(tokens[t])}</span>"
+        f'<a href="#step-{i + 1}"><mark>{html.escape(tokens[t])}</mark></a>'
+        if i in changed
+        else f"<span>{html.escape(tokens[t])}</span>"
         for i, t in enumerate(generation.acd_ids)
     )
     prompt = html.escape("".join(tokens[t] for t in generation.prompt_ids))
@@ -248,7 +254,9 @@ def generation_html(model: str, generation: GenerationInspection) -> str:
     for i, step in enumerate(inspection.steps):
         token = html.escape(repr(visible(tokens[generation.acd_ids[i]])))
         expert_pick = html.escape(repr(visible(tokens[step.greedy_plain])))
-        verdict = f"ACD picks {token}, the expert alone would pick {expert_pick}" if i in changed else f"both pick {token}"
+        verdict = f"both pick {token}"
+        if i in changed:
+            verdict = f"ACD picks {token}, the expert alone would pick {expert_pick}"
         parts.append(
             f'<section id="step-{i + 1}"{" class=changed" if i in changed else ""}>'
             f"<h3>step {i + 1}: {verdict}</h3>"
