@@ -201,8 +201,10 @@ class Tokenize:
         self.tokenizer = tokenizer
         self.pool = None
         if num_proc > 1:
-            context = multiprocessing.get_context("spawn")  # fork after torch/tokenizers threads can hang
-            self.pool = context.Pool(num_proc, initializer=_init_worker, initargs=(tokenizer,))
+            # fork: workers start in milliseconds and inherit the tokenizer; they never touch torch.
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self.pool = multiprocessing.get_context(method).Pool(num_proc, initializer=_init_worker,
+                                                                 initargs=(tokenizer,))
 
     def __call__(self, batches: list[list[str]]) -> list[np.ndarray]:
         if self.pool is None:
