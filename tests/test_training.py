@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import acd.training as training
-from acd.chunking import CorpusParams, chunk_corpus, load_blocks
+from acd.chunking import Blocks, CorpusParams, chunk_corpus, load_blocks
 from acd.errors import UsageError
 from acd.heads import ExitHeads
 from acd.loading import load_pretrained
@@ -121,17 +121,17 @@ def test_linear_schedule() -> None:
 def test_resume_after_interruption_equals_uninterrupted_run(
     tiny_gpt2: Path, blocks_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    params = replace(PARAMS, max_steps=None, epochs=2, checkpoint_every=2)
+    params = replace(PARAMS, max_steps=None, epochs=2, checkpoint_every=3, log_every=3)
     assert len(load_blocks(blocks_dir).train) // params.batch_size == 5  # 10 steps: resumes across epochs
     train(tiny_gpt2, blocks_dir, tmp_path / "plain", params)
-    assert train(tiny_gpt2, blocks_dir, tmp_path / "resumed", params, stop_after=3) is None
+    assert train(tiny_gpt2, blocks_dir, tmp_path / "resumed", params, stop_after=4) is None  # mid log window
     assert (tmp_path / "resumed" / "checkpoints" / "checkpoint.pt").is_file()
     assert not (tmp_path / "resumed" / "heads").exists()
     steps_run = []
     real_step = training.train_step
     monkeypatch.setattr(training, "train_step", lambda *a, **k: steps_run.append(1) or real_step(*a, **k))
     train(tiny_gpt2, blocks_dir, tmp_path / "resumed", params)
-    assert len(steps_run) == 10 - 3  # it went on from the checkpoint
+    assert len(steps_run) == 10 - 4  # it went on from the checkpoint
     plain, resumed = head_weights(tmp_path / "plain" / "heads"), head_weights(tmp_path / "resumed" / "heads")
     for layer in plain:
         torch.testing.assert_close(resumed[layer], plain[layer], rtol=0, atol=1e-7)
@@ -190,6 +190,8 @@ def test_bad_inputs_are_usage_errors_before_anything_is_written(
         check_setup(replace(PARAMS, batch_size=64, micro_batch_size=8), blocks, str(tiny_gpt2), 1)
     with pytest.raises(UsageError, match=r"^train.batch_size=4 is not allowed with 3 processes"):
         check_setup(PARAMS, blocks, str(tiny_gpt2), 3)
+    with pytest.raises(UsageError, match=r"^corpus.val_blocks=0 is not allowed for train_heads"):
+        check_setup(PARAMS, Blocks(blocks.manifest, blocks.train, blocks.val[:0]), str(tiny_gpt2), 1)
     short_context = make_tiny_model(tmp_path / "short", n_layers=4, d_model=16, context=16)
     with pytest.raises(UsageError, match=r"^corpus.block_size=24 \(of the blocks\) is not allowed: .* at most 16"):
         check_setup(PARAMS, blocks, str(short_context), 1)

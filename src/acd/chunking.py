@@ -181,6 +181,9 @@ _WORKER_TOKENIZER: PreTrainedTokenizerBase | None = None
 
 def _init_worker(tokenizer: PreTrainedTokenizerBase) -> None:
     global _WORKER_TOKENIZER
+    # A forked child must not touch the parent's Rust thread pool (it can deadlock); the
+    # workers are the parallelism here, so each tokenizes on its own thread.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _WORKER_TOKENIZER = tokenizer
 
 

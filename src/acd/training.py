@@ -327,6 +327,9 @@ def check_setup(params: TrainParams, blocks: Blocks, model_name: str, world_size
     if params.batch_size % (params.micro_batch_size * world_size):
         raise UsageError(f"train.batch_size={params.batch_size} is not allowed with {world_size} processes: it must "
                          f"be a multiple of micro_batch_size × processes ({params.micro_batch_size} × {world_size})")
+    if len(blocks.val) == 0:
+        raise UsageError("corpus.val_blocks=0 is not allowed for train_heads: it reports every head's validation "
+                         "loss; rerun the chunk stage with corpus.val_blocks >= 1")
     if len(blocks.train) < params.batch_size:
         raise UsageError(f"train.batch_size={params.batch_size} is not allowed: the blocks hold only "
                          f"{len(blocks.train)} training blocks, fewer than one batch; chunk more documents "
@@ -362,13 +365,13 @@ def train_heads(
                    "params": {k: v for k, v in asdict(params).items() if k != "checkpoint_every"}}
     checkpoint_path = outputs.checkpoints / CHECKPOINT_NAME
     state = load_checkpoint(checkpoint_path, fingerprint, world.device)
-    step, log_rows = 0, []
+    step, log_rows, window = 0, [], []  # window: per-step losses since the last log row
     if state is not None:
         heads.load_state_dict(state["heads"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
-        step, log_rows = state["step"], state["log"]
+        step, log_rows, window = state["step"], state["log"], state["window"]
         if world.main:
             tqdm.write(f"train_heads: resuming from step {step} of {total_steps} ({checkpoint_path})")
 
@@ -377,7 +380,7 @@ def train_heads(
             save_checkpoint(checkpoint_path, {
                 "fingerprint": fingerprint, "step": step, "heads": heads.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
-                "log": log_rows,
+                "log": log_rows, "window": window,
             })
         if world.size > 1:
             dist.barrier()
@@ -386,7 +389,7 @@ def train_heads(
     tokens_per_step = params.batch_size * (blocks.manifest["block_size"] - 1)
     progress = tqdm(total=total_steps, initial=step, unit="step", desc="train_heads", disable=not world.main,
                     dynamic_ncols=True)
-    window, started = [], time.perf_counter()
+    started = time.perf_counter()
     first_step = step
     while step < total_steps:
         lr = scheduler.get_last_lr()[0]
