@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -138,6 +140,39 @@ def test_resume_after_interruption_equals_uninterrupted_run(
     assert (tmp_path / "plain" / "loss.csv").read_text() == (tmp_path / "resumed" / "loss.csv").read_text()
 
 
+def test_sigkilled_stage_resumes_to_the_same_heads(
+    tiny_gpt2: Path, blocks_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = replace(PARAMS, max_steps=None, epochs=4, checkpoint_every=2)  # 20 steps
+    write_params(tmp_path, tiny_gpt2, blocks_dir, params)
+    stage = [sys.executable, str(Path(__file__).resolve().parents[1] / "stages" / "train_heads.py")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    checkpoint = tmp_path / "checkpoints" / "train_heads" / "checkpoint.pt"
+    process = subprocess.Popen(stage, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL and not (tmp_path / "models").exists()
+    killed_at = torch.load(checkpoint, weights_only=False)["step"]
+    assert 2 <= killed_at < 20
+
+    steps_run = []
+    real_step = training.train_step
+    monkeypatch.setattr(training, "train_step", lambda *a, **k: steps_run.append(1) or real_step(*a, **k))
+    monkeypatch.chdir(tmp_path)
+    run_from_params()  # the stage again, in this process
+    assert len(steps_run) == 20 - killed_at
+    monkeypatch.undo()
+    train(tiny_gpt2, blocks_dir, tmp_path / "plain", params)
+    plain, resumed = head_weights(tmp_path / "plain" / "heads"), head_weights(tmp_path / "models" / "heads")
+    for layer in plain:
+        torch.testing.assert_close(resumed[layer], plain[layer], rtol=0, atol=1e-6)
+
+
 def write_params(directory: Path, model: Path, blocks: Path, train_params: TrainParams) -> Path:
     lines = [f"model: {model}", "seed: 0", "alpha: 0.1", "layer: 2", "train:"]
     for key, value in train_params.__dict__.items():
@@ -149,18 +184,17 @@ def write_params(directory: Path, model: Path, blocks: Path, train_params: Train
     return directory / "params.yaml"
 
 
-def test_two_gloo_processes_equal_one(tiny_gpt2: Path, blocks_dir: Path, tmp_path: Path) -> None:
+def test_two_gloo_processes_equal_one(
+    tiny_gpt2: Path, blocks_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     params = replace(PARAMS, max_steps=3, batch_size=4, micro_batch_size=1)
     single, double = tmp_path / "one", tmp_path / "two"
     for directory in (single, double):
         directory.mkdir()
         write_params(directory, tiny_gpt2, blocks_dir, params)
-    cwd = os.getcwd()
-    try:
-        os.chdir(single)
+    with monkeypatch.context() as patch:
+        patch.chdir(single)
         run_from_params()
-    finally:
-        os.chdir(cwd)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "acd.cli",
