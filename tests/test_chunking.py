@@ -98,7 +98,8 @@ def test_killed_run_resumes_from_finished_shards(tiny_gpt2: Path, tmp_path: Path
     monkeypatch.setattr(chunking, "_write_shard", real_write)
     encoded: list[str] = []
     real_encode = chunking.encode_documents
-    monkeypatch.setattr(chunking, "encode_documents", lambda texts, tok=None: encoded.extend(texts) or real_encode(texts, tok))
+    monkeypatch.setattr(chunking, "encode_documents",
+                        lambda texts, tok=None: encoded.extend(texts) or real_encode(texts, tok))
     assert chunk_corpus(corpus, str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work") == reference
     assert len(encoded) == 40 - 3 * 7  # only the documents after the finished shards
     for name in ("train.npy", "val.npy"):
@@ -114,7 +115,8 @@ def test_packaged_sample_corpus(tiny_gpt2: Path, tmp_path: Path) -> None:
 
 def test_hub_source_streams_parquet_rows(tmp_path: Path) -> None:
     """The hub branch (datasets streaming + skip), run on a local parquet file through the parquet builder."""
-    pq.write_table(pa.table({"id": [0, 1, 2, 3], "text": ["One.\n", "\n", "Two.\n", "Three.\n"]}), tmp_path / "x.parquet")
+    rows = ["One.\n", "\n", "Two.\n", "Three.\n"]
+    pq.write_table(pa.table({"id": [0, 1, 2, 3], "text": rows}), tmp_path / "x.parquet")
     corpus = CorpusParams(source="hub", hub_id="parquet", revision=None, data_files=[str(tmp_path / "x.parquet")])
     assert list(corpus_rows(corpus)) == ["One.\n", "\n", "Two.\n", "Three.\n"]
     assert list(corpus_rows(corpus, skip=3)) == ["Three.\n"]

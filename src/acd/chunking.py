@@ -69,7 +69,8 @@ class CorpusParams:
         if self.val_blocks < 0:
             raise UsageError(f"corpus.val_blocks={self.val_blocks} is not allowed: it must be >= 0")
         if self.source == "files" and not self.files:
-            raise UsageError("corpus.files=[] is not allowed with corpus.source: files: list .txt/.jsonl/.parquet files")
+            raise UsageError("corpus.files=[] is not allowed with corpus.source: files: "
+                             "list .txt/.jsonl/.parquet files")
         if self.source == "hub" and not self.data_files:
             raise UsageError("corpus.data_files=[] is not allowed with corpus.source: hub: name the parquet files")
 
