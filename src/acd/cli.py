@@ -127,6 +127,28 @@ def inspect_command(
             save_figure(inspection, out, fmt)
         console.print(f"wrote {out}", markup=False, highlight=False)
 
+@app.command()
+def chunk(params: str = typer.Option("params.yaml", help="Params file (reads model and corpus).")) -> None:
+    """The chunk stage: tokenize the corpus into data/blocks (token blocks + manifest)."""
+    from acd.chunking import run_from_params
+
+    manifest = run_from_params(params)
+    typer.echo(f"data/blocks: {manifest['blocks']['train']} training and {manifest['blocks']['val']} validation "
+               f"blocks of {manifest['block_size']} tokens from {manifest['documents']} documents")
+
+
+@app.command("train-heads")
+def train_heads(params: str = typer.Option("params.yaml", help="Params file (reads model, seed and train).")) -> None:
+    """The train_heads stage: train exit heads on data/blocks into models/heads (torchrun for several GPUs)."""
+    import os
+
+    from acd.training import run_from_params
+
+    metrics = run_from_params(params)
+    if metrics is not None and os.environ.get("RANK", "0") == "0":
+        for name, values in metrics["exits"].items():
+            typer.echo(f"{name}: val loss {values['val_loss']:.4f}, perplexity {values['val_perplexity']:.2f}")
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: turn UsageError into ``error: ...`` and exit code 2."""
