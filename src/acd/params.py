@@ -138,3 +138,10 @@ class Decoding:
         check_alpha(self.alpha)
         if self.layer < 1:
             raise UsageError(f"layer={self.layer} is out of range: it must be an exit layer >= 1")
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Just the top-level ``seed``, for stages that sample but load no model."""
+
+    seed: int = 0
