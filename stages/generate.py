@@ -40,7 +40,9 @@ def main() -> None:
     strategy_kwargs(strategy)
     if kind == "plain":
         top = pick(params, Plain)
-        model, tokenizer = load(top.model, heads=HEADS, expert=top.expert, dtype=generation.dtype)
+        # The original head is the pretrained model itself: no heads needed (e.g. GPT2-XL for Table 3).
+        heads = HEADS if top.expert == "new" else None
+        model, tokenizer = load(top.model, heads=heads, expert=top.expert, dtype=generation.dtype)
     else:
         top = pick(params, Decoding)
         model, tokenizer = load(top.model, heads=HEADS, layer=top.layer, alpha=top.alpha, expert=top.expert,

@@ -91,4 +91,6 @@ def test_original_expert_compares_with_table_6_only() -> None:
                                                  "acd": {"diversity": 0.62, "coherence": 0.64}}}}
     assert paper.generation_reference("EleutherAI/gpt-neo-125M")["greedy"]["wikitext"]["acd"] == {"diversity": 0.32,
                                                                                                   "coherence": 0.62}
+    assert paper.generation_reference("gpt2-xl") == {"greedy": {"wikitext": {"plain": {"diversity": 0.31,
+                                                                                       "coherence": 0.63}}}}
     assert paper.generation_reference("my-model") is None

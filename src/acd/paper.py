@@ -96,8 +96,11 @@ def generation_reference(model: str, expert: str = "new") -> dict[str, Any] | No
     """The paper's open-ended generation numbers for ``model`` and expert kind, or None if it reports none.
 
     With ``expert="new"`` that is Table 1 (GPT2-Medium) or Table 5 (GPT-Neo-125M). With the
-    original head the paper reports only greedy on WikiText-103 (Table 6), so only that cell is filled.
+    original head the paper reports only greedy on WikiText-103 (Table 6), so only that cell is
+    filled; likewise for GPT2-XL (Table 3).
     """
+    if model == "gpt2-xl":  # Table 3: the larger model, greedy on WikiText-103, original head
+        return {"greedy": {"wikitext": {"plain": dict(TABLE3_SCALE["gpt2-xl"])}}}
     tables = {"gpt2-medium": TABLE1_GPT2_MEDIUM, "EleutherAI/gpt-neo-125M": TABLE5_GPT_NEO_125M}
     if model not in tables:
         return None
@@ -117,6 +120,8 @@ def generation_reference(model: str, expert: str = "new") -> dict[str, Any] | No
 
 def generation_source(model: str, expert: str = "new") -> str:
     """Which table :func:`generation_reference` took its numbers from, for captions."""
+    if model == "gpt2-xl":
+        return "paper Table 3 (greedy WikiText-103 only)"
     table = {"gpt2-medium": "Table 1", "EleutherAI/gpt-neo-125M": "Table 5"}.get(model)
     if table is None:
         return "none (the paper reports no numbers for this model)"
