@@ -50,6 +50,16 @@ def test_wikitext_format_skips_headings_and_detokenizes(tmp_path: Path) -> None:
     assert rows[0]["prompt"].startswith("Du Fu's comments are based on emotion rather than calculation: a 1-2 view, word")
 
 
+def test_hub_loader_path_with_local_data_files(tmp_path: Path) -> None:
+    """The datasets code path (here its json builder), streamed because max_rows is set."""
+    body = " ".join(["word"] * 70)
+    write_jsonl(tmp_path / "w.jsonl", [{"line": " = Title = "}, {"line": f" It 's a 1 @-@ 2 test , {body} "}])
+    source = Source(hub="json", data_files=[str(tmp_path / "w.jsonl")], split="train", text_field="line",
+                    format="wikitext", max_rows=10)
+    rows = build_prompts("w", source, params(1, w=source), seed=0)
+    assert rows[0]["prompt"].startswith("It's a 1-2 test, word") and rows[0]["id"] == "w-0000000"
+
+
 def test_join_rows_glues_sentences_into_passages(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "s.jsonl", [{"text": f"sentence {i} has five words"} for i in range(40)])
     source = Source(files=[str(tmp_path / "s.jsonl")], join_rows=True)

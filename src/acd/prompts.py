@@ -32,6 +32,7 @@ class Source:
     config: str | None = None
     split: str | None = None  # None: every split, concatenated
     revision: str | None = None
+    data_files: list[str] | None = None  # for hub loaders like json/parquet/text on local or remote files
     files: list[str] | None = None
     text_field: str = "text"
     format: Literal["plain", "wikitext"] = "plain"
@@ -83,7 +84,8 @@ def hub_texts(source: Source, where: str) -> Iterator[str]:
 
     try:
         data = datasets.load_dataset(
-            source.hub, source.config, split=source.split, revision=source.revision, streaming=source.max_rows is not None
+            source.hub, source.config, split=source.split, revision=source.revision, data_files=source.data_files,
+            streaming=source.max_rows is not None,
         )
         parts = list(data.values()) if isinstance(data, (datasets.DatasetDict, datasets.IterableDatasetDict)) else [data]
         for part in parts:
