@@ -29,7 +29,9 @@ def main() -> None:
         files = [PROMPTS / f"{domain}.jsonl" for domain in generation.layer_sweep_domains]
         for path in files:
             if not path.is_file():
-                raise UsageError(f"generation.layer_sweep_domains: no prompts at {path}; domains must be prompts.domains")
+                raise UsageError(
+                    f"generation.layer_sweep_domains: no prompts at {path}; domains must be in prompts.domains"
+                )
         model, tokenizer = load(top.model, heads=HEADS, dtype=generation.dtype)
         generate_layer_sweep(model, tokenizer, files, OUT / "layers", JOURNAL / "layers", model_name=top.model,
                              params=generation, seed=top.seed)

@@ -15,7 +15,8 @@ from acd.io import write_json
 from acd.params import Seed, pick, read_params, section
 from acd.stage import run_stage
 
-GENERATIONS, OUT, LAYERS_CSV = Path("data/generations"), Path("data/generation_metrics"), Path("metrics/generation_layers.csv")
+GENERATIONS, OUT = Path("data/generations"), Path("data/generation_metrics")
+LAYERS_CSV = Path("metrics/generation_layers.csv")
 
 
 def main() -> None:

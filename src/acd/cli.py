@@ -91,7 +91,7 @@ app.add_typer(human_eval_app, name="human-eval")
 
 @human_eval_app.command("export")
 def human_eval_export(
-    system_a: str = typer.Argument(..., help="Generations jsonl of one system (e.g. data/generations/plain/greedy/wikitext.jsonl)."),
+    system_a: str = typer.Argument(..., help="Generations jsonl of one system, e.g. data/generations/plain/greedy/wikitext.jsonl."),
     system_b: str = typer.Argument(..., help="Generations jsonl of the other system, same prompts."),
     out: str = typer.Option("human_eval", help="Directory for sheet.csv and sheet.html (for annotators)."),
     key: str = typer.Option("human_eval.key.json", help="Which system is A per item; keep it away from annotators."),

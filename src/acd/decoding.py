@@ -42,7 +42,7 @@ def generate_new_tokens(
     max_new_tokens: int = 100,
     seed: int | None = None,
 ) -> torch.Tensor:
-    """The new token ids for ``prompts`` (left-padded batch, KV cache on), shape [batch, steps]; finished rows end in padding."""
+    """New token ids for ``prompts`` (left-padded batch, KV cache on), [batch, steps]; finished rows end in padding."""
     kwargs = strategy_kwargs(strategy)
     if seed is not None:
         torch.manual_seed(seed)

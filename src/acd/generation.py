@@ -46,7 +46,9 @@ class GenerationParams:
             raise UsageError("generation.strategies is empty: use some of " + ", ".join(STRATEGIES))
         for strategy in self.strategies:
             if strategy not in STRATEGIES:
-                raise UsageError(f"generation.strategies: {strategy!r} is not allowed: use one of {', '.join(STRATEGIES)}")
+                raise UsageError(
+                    f"generation.strategies: {strategy!r} is not allowed: use one of {', '.join(STRATEGIES)}"
+                )
         if self.max_new_tokens < 1:
             raise UsageError(f"generation.max_new_tokens={self.max_new_tokens} is out of range: it must be >= 1")
         if self.batch_size < 1:
@@ -59,7 +61,9 @@ def batch_seed(seed: int, *keys: object) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def generation_settings(model: Any, model_name: str, kind: GenerationKind, strategy: str, max_new_tokens: int) -> dict[str, Any]:
+def generation_settings(
+    model: Any, model_name: str, kind: GenerationKind, strategy: str, max_new_tokens: int
+) -> dict[str, Any]:
     """What produced a continuation: the model, exits and (for ACD only) the contrast knobs."""
     contrast = describe(model)
     settings: dict[str, Any] = {
@@ -70,7 +74,8 @@ def generation_settings(model: Any, model_name: str, kind: GenerationKind, strat
         "expert": contrast["expert"],
     }
     if contrast["amateur"] is not None:
-        settings.update({key: contrast[key] for key in ("amateur", "alpha", "min_candidates", "keep_tail", "amateur_temperature")})
+        knobs = ("amateur", "alpha", "min_candidates", "keep_tail", "amateur_temperature")
+        settings.update({key: contrast[key] for key in knobs})
     return settings
 
 

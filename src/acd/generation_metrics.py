@@ -44,7 +44,9 @@ class GenerationMetricsParams:
         )
 
 
-def mauve_score(references: Sequence[str], continuations: Sequence[str], featurizer: str, max_length: int, seed: int) -> float:
+def mauve_score(
+    references: Sequence[str], continuations: Sequence[str], featurizer: str, max_length: int, seed: int
+) -> float:
     """MAUVE of the continuations against the true continuations (needs the ``mauve`` extra)."""
     try:
         import mauve
@@ -85,7 +87,9 @@ def score_rows(
         references = [row.get("reference") or "" for row in rows]
         if not all(references):
             raise UsageError("generation_metrics.mauve=true needs a reference continuation for every prompt")
-        metrics["mauve"] = mauve_score(references, continuations, params.mauve_featurizer, params.mauve_max_length, seed)
+        metrics["mauve"] = mauve_score(
+            references, continuations, params.mauve_featurizer, params.mauve_max_length, seed
+        )
     return metrics
 
 

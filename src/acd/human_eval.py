@@ -200,10 +200,12 @@ def aggregate(key_path: str | os.PathLike[str], label_paths: Sequence[str | os.P
     def as_system(item: str, answer: str) -> str:
         return answer if answer == TIE else key_items[item][answer]
 
-    result: dict[str, Any] = {"systems": systems, "n_items": len(items), "n_annotators": len(annotators), "questions": {}}
+    result: dict[str, Any] = {
+        "systems": systems, "n_items": len(items), "n_annotators": len(annotators), "questions": {}
+    }
     for question in QUESTIONS:
         labels = [[as_system(item, answers[item][question]) for item in items] for answers in annotators]
-        majority = {item: majority_label([labels_of[index] for labels_of in labels]) for index, item in enumerate(items)}
+        majority = {item: majority_label([own[index] for own in labels]) for index, item in enumerate(items)}
         distribution = Counter(majority.values())
         kappas = [cohen_kappa(a, b) for a, b in itertools.combinations(labels, 2)]
         defined = [kappa for kappa in kappas if kappa is not None]

@@ -18,7 +18,9 @@ def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) ->
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def read_jsonl(path: str | os.PathLike[str], required: Sequence[str], what: str, missing_hint: str = "") -> list[dict[str, Any]]:
+def read_jsonl(
+    path: str | os.PathLike[str], required: Sequence[str], what: str, missing_hint: str = ""
+) -> list[dict[str, Any]]:
     """Rows of ``path``, each an object with string fields ``required``; ``what`` names the parameter in errors."""
     path = Path(path)
     if not path.is_file():
@@ -32,7 +34,9 @@ def read_jsonl(path: str | os.PathLike[str], required: Sequence[str], what: str,
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
-                raise UsageError(f"{what}={str(path)!r}: line {number} is not valid JSON (one object per line)") from None
+                raise UsageError(
+                    f"{what}={str(path)!r}: line {number} is not valid JSON (one object per line)"
+                ) from None
             if not isinstance(row, dict) or not all(isinstance(row.get(name), str) for name in required):
                 raise UsageError(f"{what}={str(path)!r}: line {number} needs string field(s) {fields}")
             rows.append(row)

@@ -65,7 +65,8 @@ class PromptsParams:
         for name, source in self.domains.items():
             if (source.hub is None) == (source.files is None):
                 raise UsageError(
-                    f"prompts.domains.{name} is not allowed: give exactly one of hub (a dataset id) or files (local jsonl)"
+                    f"prompts.domains.{name} is not allowed: "
+                    "give exactly one of hub (a dataset id) or files (local jsonl)"
                 )
             if source.max_rows is not None and source.max_rows < 1:
                 raise UsageError(f"prompts.domains.{name}.max_rows={source.max_rows} is out of range: >= 1 or null")
@@ -87,7 +88,8 @@ def hub_texts(source: Source, where: str) -> Iterator[str]:
             source.hub, source.config, split=source.split, revision=source.revision, data_files=source.data_files,
             streaming=source.max_rows is not None,
         )
-        parts = list(data.values()) if isinstance(data, (datasets.DatasetDict, datasets.IterableDatasetDict)) else [data]
+        splits = isinstance(data, (datasets.DatasetDict, datasets.IterableDatasetDict))
+        parts = list(data.values()) if splits else [data]
         for part in parts:
             for row in part:
                 yield row[source.text_field]

@@ -102,8 +102,11 @@ def generation_tables(metrics: dict[str, Any], layers: Sequence[dict[str, Any]] 
             Table(
                 title="Greedy decoding from each exit alone (paper Fig. 2)",
                 columns=["domain", "layer", "div", "coh", "tokens"],
-                rows=[[str(row["domain"]), str(row["layer"]), fmt(_number(row.get("diversity"))),
-                       fmt(_number(row.get("coherence"))), fmt(_number(row.get("length_tokens")), 1)] for row in layers],
+                rows=[
+                    [str(row["domain"]), str(row["layer"]), fmt(_number(row.get("diversity"))),
+                     fmt(_number(row.get("coherence"))), fmt(_number(row.get("length_tokens")), 1)]
+                    for row in layers
+                ],
             )
         )
     return tables
@@ -145,7 +148,9 @@ def render_rich(tables: Sequence[Table], console: Any = None) -> None:
 def load_generation_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"metrics={str(path)!r} does not exist: run the generation stages (dvc repro generation_table)")
+        raise UsageError(
+            f"metrics={str(path)!r} does not exist: run the generation stages (dvc repro generation_table)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
