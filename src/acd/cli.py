@@ -65,6 +65,69 @@ def tiny_model(
     typer.echo(make_tiny_model(directory, arch=arch, n_layers=layers, d_model=d_model, seed=seed))
 
 
+@app.command("inspect")
+def inspect_command(
+    prompt: str = typer.Argument(..., help="Text whose next token (or every token, --positions all) to inspect."),
+    model: str = typer.Option("gpt2-medium", help="Hub id or local directory of a causal LM."),
+    heads: Optional[str] = typer.Option(None, help="Trained exit heads directory (train_heads output)."),
+    layer: int = typer.Option(12, help="Amateur exit layer."),
+    alpha: float = typer.Option(0.1, help="Plausibility threshold in [0, 1]."),
+    expert: Optional[str] = typer.Option(None, help="original | new (default: new with heads, else original)"),
+    amateur: Optional[str] = typer.Option(None, help="head | lens (default: head with heads, else lens)"),
+    top: int = typer.Option(8, help="Tokens shown per distribution."),
+    positions: str = typer.Option("last", help="last: the next token only | all: after every token of PROMPT."),
+    exits: str = typer.Option("all", help="Exits shown: all | head (trained heads) | lens (lm_head at every layer)."),
+    out: Optional[str] = typer.Option(None, help="Write a figure: .png, .svg, .pdf, or .html (figure + tables)."),
+    generate_steps: int = typer.Option(
+        0, "--generate", help="Greedy steps with and without ACD (an HTML page with --out)."
+    ),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
+) -> None:
+    """Show what every exit, the expert, the amateur and ACD predict next, and what ACD changes."""
+    import os
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from acd import inspection as insp
+    from acd import inspection_report as report
+    from acd.loading import load
+
+    insp.check_top(top)
+    insp.check_positions(positions)
+    insp.check_exit_set(exits)
+    fmt = Path(out).suffix.lower().lstrip(".") if out else None
+    allowed = ("html",) if generate_steps else ("png", "svg", "pdf", "html")
+    if out is not None and fmt not in allowed:
+        with_generate = " with --generate" if generate_steps else ""
+        raise UsageError(f"out={out!r} is not allowed{with_generate}: use a {', '.join('.' + a for a in allowed)} file")
+    if generate_steps < 0 or (generate_steps and positions != "last"):
+        raise UsageError(f"generate={generate_steps} is not allowed: use a number of steps >= 1, with --positions last")
+    lm, tokenizer = load(model, heads=heads, layer=layer, alpha=alpha, expert=expert, amateur=amateur, device=device)
+    # Piped output is never cut to 80 columns: a table row stays one line.
+    console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 1000)
+    if generate_steps:
+        generation = insp.inspect_generation(lm, tokenizer, prompt, generate_steps, top=top, exits=exits)
+        report.print_generation(console, generation)
+        if out is not None:
+            from acd.io import write_text
+
+            write_text(out, report.generation_html(model, generation))
+            console.print(f"wrote {out}", markup=False, highlight=False)
+        return
+    inspection = insp.inspect_prompt(lm, tokenizer, prompt, top=top, positions=positions, exits=exits)
+    report.print_inspection(console, inspection)
+    if out is not None:
+        from acd.inspection_figure import figure_bytes, save_figure
+        from acd.io import write_text
+
+        if fmt == "html":
+            write_text(out, report.figure_html(model, inspection, figure_bytes(inspection, "png")))
+        else:
+            save_figure(inspection, out, fmt)
+        console.print(f"wrote {out}", markup=False, highlight=False)
+
+
 report_app = typer.Typer(help="Print results beside the paper's numbers.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 

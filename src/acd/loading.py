@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from acd.errors import UsageError
 from acd.heads import ExitHeads
+from acd.multiexit import load_heads
 from acd.model import Contrast, Exit, make_auto_contrastive
 from acd.architectures import num_layers
 
@@ -91,7 +92,7 @@ def load(
     Contrast(expert=Exit(1), alpha=alpha, min_candidates=min_candidates, amateur_temperature=amateur_temperature)
     if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 1):
         raise UsageError(f"layer={layer!r} is out of range: it must be an integer >= 1 (an exit layer)")
-    exit_heads = heads if isinstance(heads, ExitHeads) or heads is None else ExitHeads.load(heads)
+    exit_heads = heads if isinstance(heads, ExitHeads) or heads is None else load_heads(heads)
     model, tokenizer = load_pretrained(model_name_or_path, device=device, dtype=dtype)
     n_layers = num_layers(model)
     if expert is None:
