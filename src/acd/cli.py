@@ -150,6 +150,70 @@ def train_heads(params: str = typer.Option("params.yaml", help="Params file (rea
             typer.echo(f"{name}: val loss {values['val_loss']:.4f}, perplexity {values['val_perplexity']:.2f}")
 
 
+report_app = typer.Typer(help="Print results beside the paper's numbers.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("generation")
+def report_generation(
+    metrics: str = typer.Option("metrics/generation.json", help="generation_table output."),
+    layers: str = typer.Option("metrics/generation_layers.csv", help="Per-exit sweep CSV (skipped if absent)."),
+    markdown: Optional[str] = typer.Option(None, help="Also write the tables as Markdown to this file."),
+) -> None:
+    """Open-ended generation (paper Tables 1/5, Fig. 2): ours (paper) in the terminal and as Markdown."""
+    from acd.io import write_text
+    from acd.report import generation_tables, load_generation_metrics, load_layer_rows, render_markdown, render_rich
+
+    tables = generation_tables(load_generation_metrics(metrics), load_layer_rows(layers))
+    render_rich(tables)
+    if markdown:
+        write_text(markdown, render_markdown(tables))
+
+
+human_eval_app = typer.Typer(help="Pairwise human evaluation (paper App. D).", no_args_is_help=True)
+app.add_typer(human_eval_app, name="human-eval")
+
+
+@human_eval_app.command("export")
+def human_eval_export(
+    system_a: str = typer.Argument(..., help="Generations jsonl of one system, e.g. data/generations/plain/greedy/wikitext.jsonl."),
+    system_b: str = typer.Argument(..., help="Generations jsonl of the other system, same prompts."),
+    out: str = typer.Option("human_eval", help="Directory for sheet.csv and sheet.html (for annotators)."),
+    key: str = typer.Option("human_eval.key.json", help="Which system is A per item; keep it away from annotators."),
+    n_items: int = typer.Option(40, help="Items to sample (the paper: 40 WikiText-103 prompts)."),
+    seed: int = typer.Option(0, help="Seed for the item sample and the A/B order."),
+) -> None:
+    """Write an A/B sheet (CSV + HTML) with the order shuffled per item, and its key apart."""
+    from acd.human_eval import export_sheet
+
+    paths = export_sheet(system_a, system_b, out, key, n_items=n_items, seed=seed)
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+@human_eval_app.command("aggregate")
+def human_eval_aggregate(
+    labels: list[str] = typer.Argument(..., help="Filled labels CSVs, one per annotator."),
+    key: str = typer.Option("human_eval.key.json", help="The key written by export."),
+    out: Optional[str] = typer.Option(None, help="Also write the result as JSON here."),
+) -> None:
+    """Majority label per item and mean pairwise Cohen's kappa per question."""
+    from acd.human_eval import aggregate
+    from acd.io import write_json
+    from acd.report import Table, fmt, render_rich
+
+    result = aggregate(key, labels)
+    systems = [*result["systems"], "tie"]
+    rows = [
+        [question, *(str(summary["distribution"][name]) for name in systems), fmt(summary["kappa"])]
+        for question, summary in result["questions"].items()
+    ]
+    render_rich([Table(f"Majority labels over {result['n_items']} items, {result['n_annotators']} annotators",
+                       ["question", *systems, "kappa"], rows, "kappa: mean Cohen's kappa over annotator pairs")])
+    if out:
+        write_json(out, result)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: turn UsageError into ``error: ...`` and exit code 2."""
     try:

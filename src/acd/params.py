@@ -153,3 +153,10 @@ class ModelSeed:
 
     model: str
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Just the top-level ``seed``, for stages that sample but load no model."""
+
+    seed: int = 0
