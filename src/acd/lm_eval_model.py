@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import logging
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -35,6 +36,7 @@ from acd.loading import describe, load
 from acd.model import Contrast, contrast_logits, run_body
 
 Answer = tuple[float, bool]
+logger = logging.getLogger(__name__)
 
 
 @register_model("acd")
@@ -60,6 +62,10 @@ class ACDLM(HFLM):
         max_length: int | None = None,
         softmax_dtype: str | None = None,
     ) -> None:
+        if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
+            # lm-eval's CLI asks for cuda:0 by default; HFLM falls back to the CPU then, and so do we.
+            logger.warning("device=%r is not available: using the CPU", device)
+            device = "cpu"
         if exits is not None and not isinstance(batch_size, int):
             raise UsageError(f"batch_size={batch_size!r} is not allowed with exits: give a number of sequences")
         model, tokenizer = load(
