@@ -213,6 +213,42 @@ def human_eval_aggregate(
     if out:
         write_json(out, result)
 
+@app.command("lm-eval")
+def lm_eval(
+    tasks: str = typer.Option(..., help="Comma-separated lm-eval tasks, e.g. lambada_openai,wikitext."),
+    model_args: str = typer.Option(
+        ..., "--model-args",
+        help="pretrained=ID_OR_DIR[,heads=DIR][,layer=12][,alpha=0.1][,expert=new][,amateur=head][,exits=all+acd]",
+    ),
+    limit: Optional[float] = typer.Option(None, help="Documents per task (a fraction when < 1)."),
+    batch_size: int = typer.Option(8, min=1, help="Sequences per forward pass."),
+    num_fewshot: Optional[int] = typer.Option(None, min=0, help="Few-shot examples (default: each task's own)."),
+    include_path: list[str] = typer.Option([], help="Directory of extra task YAMLs (repeatable)."),
+    no_default_tasks: bool = typer.Option(False, "--no-default-tasks", help="Index only acd's local tasks and --include-path (fast)."),
+    output: Optional[str] = typer.Option(None, help="Write the results as JSON here."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
+    seed: int = typer.Option(0, help="lm-eval's random, numpy, torch and few-shot seeds."),
+) -> None:
+    """Score tasks with lm-evaluation-harness on the ACD model, or on every exit from one pass (exits=...)."""
+    from acd.benchmarks import evaluate_tasks
+    from acd.io import write_json
+    from acd.lm_eval_model import parse_model_args
+
+    names = [name.strip() for name in tasks.split(",") if name.strip()]
+    if limit is not None and limit >= 1:
+        limit = int(limit)
+    document = evaluate_tasks(
+        parse_model_args(model_args), names, limit=limit, num_fewshot=num_fewshot, batch_size=batch_size,
+        include_path=include_path, include_defaults=not no_default_tasks, device=device, seed=seed,
+    )
+    for task, by_exit in document["results"].items():
+        metrics = sorted({m for values in by_exit.values() for m in values if "stderr" not in m})
+        typer.echo(f"\n{task}\n" + f"{'exit':<10}" + "".join(f"{m:>18}" for m in metrics))
+        for name, values in by_exit.items():
+            typer.echo(f"{name:<10}" + "".join(f"{values.get(m, float('nan')):>18.4f}" for m in metrics))
+    if output:
+        write_json(output, document)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: turn UsageError into ``error: ...`` and exit code 2."""
