@@ -128,3 +128,14 @@ def test_bad_alpha_is_a_clear_value_error(alpha: object) -> None:
 def test_bad_min_candidates_is_a_clear_value_error(k: object) -> None:
     with pytest.raises(ValueError, match=r"min_candidates=.* integer >= 1"):
         acd_log_probs(torch.zeros(3), torch.zeros(3), min_candidates=k)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("keep_tail", [True, False])
+def test_out_receives_the_result_even_over_the_expert_logits(keep_tail: bool) -> None:
+    expert, amateur = random_logits(3, 4, 50, seed=11), random_logits(3, 4, 50, seed=12)
+    expected = acd_log_probs(expert, amateur, alpha=0.1, keep_tail=keep_tail)
+    overwritten = expert.clone()
+    result = acd_log_probs(overwritten[:, 1:3], amateur[:, 1:3], alpha=0.1, keep_tail=keep_tail, out=overwritten[:, 1:3])
+    assert result.data_ptr() == overwritten[:, 1:3].data_ptr()
+    torch.testing.assert_close(overwritten[:, 1:3], expected[:, 1:3])
+    torch.testing.assert_close(overwritten[:, [0, 3]], expert[:, [0, 3]])

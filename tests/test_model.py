@@ -80,6 +80,18 @@ def test_only_last_position_is_computed_during_generation(tiny_gpt2: Path, gpt2_
     assert shapes and all(shape[1] == 1 for shape in shapes)
 
 
+def test_lens_pair_at_the_last_position_equals_the_full_forward(tiny_any: Path) -> None:
+    """A generation step computes both lens exits in one product; it must give the same log-probs."""
+    model, tokenizer = acd.load(tiny_any, layer=2, alpha=0.1, device="cpu")
+    assert (str(model.acd_contrast.expert), str(model.acd_contrast.amateur)) == ("lens4", "lens2")
+    batch = tokenizer(TEXT, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        full = model(**batch).logits[:, -1:]
+        last = model(**batch, logits_to_keep=1).logits
+    assert last.shape == (2, 1, 50257)
+    torch.testing.assert_close(last, full, atol=2e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_every_strategy_generates(tiny_any: Path, heads_for, strategy: str) -> None:
     model, tokenizer = acd.load(tiny_any, heads=heads_for(tiny_any), layer=2, device="cpu")

@@ -249,6 +249,32 @@ def lm_eval(
     if output:
         write_json(output, document)
 
+@app.command()
+def bench(
+    model: str = typer.Option(
+        "random-gpt2-medium", help="random-gpt2-medium (GPT2-Medium built with random weights) or a hub id / local directory."
+    ),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
+    dtype: str = typer.Option("float32", help="float32 | float16 | bfloat16"),
+    layer: Optional[int] = typer.Option(None, help="Amateur exit layer (default: half the layers, 12 of GPT2-Medium)."),
+    reps: Optional[int] = typer.Option(None, help="Timed repetitions per variant (default 3; 2 with --quick)."),
+    out: str = typer.Option("metrics/bench.json", help="Where the figures are written (JSON, merged by figure)."),
+    quick: bool = typer.Option(False, "--quick", help="Shorter sequences and fewer repetitions (about a minute)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
+    figure: Optional[list[str]] = typer.Option(None, "--figure", help="Measure only this figure (repeatable)."),
+) -> None:
+    """Time ACD against the plain model (interleaved repetitions, medians) and write the figures to OUT."""
+    from acd.bench import BenchOptions, run_bench, summary
+
+    results = run_bench(
+        BenchOptions(model=model, device=device, dtype=dtype, layer=layer, reps=reps, quick=quick, threads=threads),
+        out,
+        figure,
+    )
+    for name, record in results.items():
+        typer.echo(summary(name, record))
+    typer.echo(f"wrote {out}")
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: turn UsageError into ``error: ...`` and exit code 2."""

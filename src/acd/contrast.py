@@ -65,26 +65,32 @@ def acd_log_probs(
     alpha: float = 0.1,
     min_candidates: int = 1,
     keep_tail: bool = True,
+    *,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Log-probabilities of p_ACD over the last dimension, of the broadcast shape.
 
     ``keep_tail=False`` gives Li et al.'s contrastive decoding instead: tokens outside
     V_head get -inf and the plausible tokens share all the mass by their contrast score.
+    ``out`` receives the result (it may be ``expert_logits`` itself, which is read first).
     """
     alpha = check_alpha(alpha)
     min_candidates = check_min_candidates(min_candidates)
     dtype = compute_dtype(expert_logits, amateur_logits)
     expert = torch.log_softmax(expert_logits.to(dtype), dim=-1)
-    amateur = torch.log_softmax(amateur_logits.to(dtype), dim=-1)
-    expert, amateur = torch.broadcast_tensors(expert, amateur)
-    # An amateur probability of exactly zero would make S = +inf and the softmax NaN;
-    # the smallest finite log-probability keeps such a token the contrast's clear winner.
-    amateur = amateur.clamp_min(torch.finfo(dtype).min / 4)
+    expert, amateur = torch.broadcast_tensors(expert, amateur_logits.to(dtype))
 
     plausible = plausible_mask(expert, alpha, min_candidates)
-    score = torch.where(plausible, expert - amateur, -math.inf)
+    # S = log p_EXP - log p_AMA, where log p_AMA = amateur - logsumexp(amateur). That normaliser is one
+    # number per row and Eq. 4's softmax over V_head cancels it, so raw amateur logits give the same
+    # distribution without a second vocabulary-wide log_softmax. An amateur probability of exactly
+    # zero (a -inf logit) would make S = +inf and the softmax NaN; the smallest finite logit keeps
+    # such a token the contrast's clear winner.
+    score = torch.where(plausible, expert - amateur.clamp_min(torch.finfo(dtype).min / 4), -math.inf)
     redistributed = torch.log_softmax(score, dim=-1)
     if not keep_tail:
-        return redistributed
-    plausible_mass = torch.where(plausible, expert, -math.inf).logsumexp(dim=-1, keepdim=True)
-    return torch.where(plausible, redistributed + plausible_mass, expert)
+        return redistributed if out is None else out.copy_(redistributed)
+    # log sum_{V_head} p_EXP. Probabilities cannot overflow and their sum is at least
+    # max p_EXP >= 1/vocab, so summing them needs no max shift (nor exp(-inf) over the tail).
+    plausible_mass = expert.exp().mul_(plausible).sum(dim=-1, keepdim=True).log_()
+    return torch.where(plausible, redistributed.add_(plausible_mass), expert, out=out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,7 +24,7 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from acd.architectures import final_norm, num_layers
-from acd.contrast import acd_log_probs, check_alpha, check_min_candidates
+from acd.contrast import acd_log_probs, check_alpha, check_min_candidates, compute_dtype
 from acd.errors import UsageError
 from acd.heads import ExitHeads
 
@@ -99,26 +100,83 @@ def positions_to_keep(logits_to_keep: int | torch.Tensor) -> slice | torch.Tenso
     return logits_to_keep
 
 
-def run_body(model: nn.Module, **inputs: Any) -> Any:
-    """One pass of the transformer body, keeping every layer's hidden state (references, not copies)."""
+def run_body(model: nn.Module, layers: Iterable[int] | None = None, **inputs: Any) -> Any:
+    """One pass of the transformer body, keeping every layer's hidden state (references, not copies).
+
+    ``layers`` keeps only those intermediate states (``hidden_states[L]`` stays indexed by layer,
+    the others are None on models that support selecting them), so a long sequence does not hold
+    every layer's activations until the heads have run.
+    """
     inputs.pop("output_hidden_states", None)
     inputs.pop("return_dict", None)
-    return model.base_model(output_hidden_states=True, return_dict=True, **inputs)
+    wanted: bool | list[int] = True if layers is None else sorted(set(layers))
+    return model.base_model(output_hidden_states=wanted, return_dict=True, **inputs)
+
+
+def body_layers(model: nn.Module, contrast: Contrast) -> list[int]:
+    """The intermediate layers whose hidden states the contrast reads (the last layer's comes anyway)."""
+    exits = [contrast.expert] if contrast.amateur is None else [contrast.expert, contrast.amateur]
+    return [exit.layer for exit in exits if exit.layer != num_layers(model)]
 
 
 def contrast_logits(
     model: nn.Module, heads: ExitHeads | None, contrast: Contrast, body_output: Any, keep: slice | torch.Tensor
 ) -> torch.Tensor:
-    """The logits the ACD model returns: plain expert logits, or ACD log-probs (float32 at least)."""
-    expert = exit_logits(model, heads, contrast.expert, body_output, keep)
+    """The logits the ACD model returns: plain expert logits, or ACD log-probs (float32 at least).
+
+    Scoring a long batch needs the contrast at every position. It runs over a few positions at a
+    time (:func:`contrast_chunk_elements`), so its vocabulary-wide temporaries stay small and are
+    reused instead of each costing a fresh batch-sized allocation, and the log-probs overwrite
+    the expert logits, which are this call's own tensor (unless autograd needs them or the
+    model runs in half precision, whose log-probs are float32).
+    """
     if contrast.amateur is None:
-        return expert
-    amateur = exit_logits(model, heads, contrast.amateur, body_output, keep)
+        return exit_logits(model, heads, contrast.expert, body_output, keep)
+    expert, amateur = exit_pair_logits(model, heads, contrast, body_output, keep)
     if contrast.amateur_temperature != 1.0:
         amateur = amateur / contrast.amateur_temperature
-    return acd_log_probs(
-        expert, amateur, alpha=contrast.alpha, min_candidates=contrast.min_candidates, keep_tail=contrast.keep_tail
-    )
+    dtype = compute_dtype(expert, amateur)
+    in_place = expert.dtype == dtype and not expert.requires_grad
+    log_probs = expert if in_place else torch.empty(expert.shape, dtype=dtype, device=expert.device)
+    batch, n_positions, vocab = expert.shape
+    step = max(1, contrast_chunk_elements(expert.device) // (batch * vocab))
+    for start in range(0, n_positions, step):
+        positions = slice(start, start + step)
+        acd_log_probs(
+            expert[:, positions], amateur[:, positions], alpha=contrast.alpha,
+            min_candidates=contrast.min_candidates, keep_tail=contrast.keep_tail, out=log_probs[:, positions],
+        )
+    return log_probs
+
+
+def exit_pair_logits(
+    model: nn.Module, heads: ExitHeads | None, contrast: Contrast, body_output: Any, keep: slice | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expert and amateur logits at the kept positions.
+
+    Two lens exits share the lm_head. At one position per sequence (a generation step) reading
+    its weights is nearly the whole cost, so one product over both hidden states reads them once.
+    It is written ``weight @ hidden.T``: for a few rows ``F.linear`` (MKL on CPU) first packs the
+    whole weight matrix, which costs more than the product it saves.
+    """
+    exits = (contrast.expert, contrast.amateur)
+    if not all(exit.kind == "lens" for exit in exits):
+        return tuple(exit_logits(model, heads, exit, body_output, keep) for exit in exits)
+    lm_head = model.get_output_embeddings()
+    expert_hidden, amateur_hidden = (hidden_at(model, body_output, exit.layer, keep) for exit in exits)
+    if expert_hidden.shape[1] != 1:
+        return lm_head(expert_hidden), lm_head(amateur_hidden)
+    both = torch.cat([expert_hidden, amateur_hidden], dim=1)
+    logits = torch.mm(lm_head.weight, both.flatten(0, 1).t()).t().reshape(*both.shape[:2], -1)
+    if lm_head.bias is not None:
+        logits = logits + lm_head.bias
+    return logits[:, :1], logits[:, 1:]
+
+
+def contrast_chunk_elements(device: torch.device) -> int:
+    """Elements of one chunk of the contrast: cache-sized on CPU (4 MB of float32 per temporary);
+    on an accelerator large, as each chunk costs a dozen kernel launches."""
+    return 1 << 20 if device.type == "cpu" else 1 << 26
 
 
 class AutoContrastiveMixin:
@@ -135,7 +193,9 @@ class AutoContrastiveMixin:
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
-        body_output = run_body(self, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        body_output = run_body(
+            self, body_layers(self, self.acd_contrast), input_ids=input_ids, attention_mask=attention_mask, **kwargs
+        )
         logits = contrast_logits(self, self.acd_heads, self.acd_contrast, body_output, positions_to_keep(logits_to_keep))
         loss = None
         if labels is not None:
