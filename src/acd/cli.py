@@ -276,6 +276,18 @@ def bench(
     typer.echo(f"wrote {out}")
 
 
+@app.command()
+def demo(
+    dir: str = typer.Option("demo", "--dir", help="Where to build the demo git + DVC repository."),
+    force: bool = typer.Option(False, "--force", help="Replace DIR if it exists."),
+) -> None:
+    """Run the whole pipeline offline on a tiny model and sample data, then print the reports."""
+    from acd.demo import run_demo
+
+    path = run_demo(dir, force=force)
+    typer.echo(f"\nDemo repository: {path}\nTry: cd {dir} && dvc exp run -S alpha=0.2 && dvc exp show && dvc plots show")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: turn UsageError into ``error: ...`` and exit code 2."""
     try:

