@@ -9,6 +9,7 @@ params, committed, so ``dvc exp run -S alpha=0.2``, ``dvc exp show`` and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,8 +85,20 @@ def prepare(directory: Path, force: bool = False) -> Path:
     shutil.copytree(demo_data() / "sample", directory / "data" / "sample")
     params = (demo_data() / "demo" / "params.yaml").read_text(encoding="utf-8")
     (directory / "params.yaml").write_text(params.replace("{coherence_model}", coherence_model()), encoding="utf-8")
+    match_heads_plot(directory)
     make_tiny_model(directory / "models" / "base", arch="gpt2", n_layers=4, d_model=64, seed=0)
     return directory
+
+
+def match_heads_plot(directory: Path) -> None:
+    """The per-head loss plot names one column per trained exit: list the demo's exits, not the paper's."""
+    import yaml
+
+    layers = yaml.safe_load((directory / "params.yaml").read_text(encoding="utf-8"))["train"]["exit_layers"]
+    pipeline = directory / "dvc.yaml"
+    columns = ", ".join(f"head{layer}" for layer in layers)
+    text = re.sub(r"metrics/train_loss\.csv: \[[^\]]*\]", f"metrics/train_loss.csv: [{columns}]", pipeline.read_text())
+    pipeline.write_text(text, encoding="utf-8")
 
 
 def init_repo(directory: Path) -> None:
