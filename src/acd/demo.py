@@ -86,6 +86,8 @@ def prepare(directory: Path, force: bool = False) -> Path:
     params = (demo_data() / "demo" / "params.yaml").read_text(encoding="utf-8")
     (directory / "params.yaml").write_text(params.replace("{coherence_model}", coherence_model()), encoding="utf-8")
     match_heads_plot(directory)
+    # Resume state (training checkpoints, generation journals) stays out of git, as in the project.
+    (directory / ".gitignore").write_text("/checkpoints/\n/data/journal/\n", encoding="utf-8")
     make_tiny_model(directory / "models" / "base", arch="gpt2", n_layers=4, d_model=64, seed=0)
     return directory
 
