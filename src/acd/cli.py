@@ -65,6 +65,190 @@ def tiny_model(
     typer.echo(make_tiny_model(directory, arch=arch, n_layers=layers, d_model=d_model, seed=seed))
 
 
+@app.command("inspect")
+def inspect_command(
+    prompt: str = typer.Argument(..., help="Text whose next token (or every token, --positions all) to inspect."),
+    model: str = typer.Option("gpt2-medium", help="Hub id or local directory of a causal LM."),
+    heads: Optional[str] = typer.Option(None, help="Trained exit heads directory (train_heads output)."),
+    layer: int = typer.Option(12, help="Amateur exit layer."),
+    alpha: float = typer.Option(0.1, help="Plausibility threshold in [0, 1]."),
+    expert: Optional[str] = typer.Option(None, help="original | new (default: new with heads, else original)"),
+    amateur: Optional[str] = typer.Option(None, help="head | lens (default: head with heads, else lens)"),
+    top: int = typer.Option(8, help="Tokens shown per distribution."),
+    positions: str = typer.Option("last", help="last: the next token only | all: after every token of PROMPT."),
+    exits: str = typer.Option("all", help="Exits shown: all | head (trained heads) | lens (lm_head at every layer)."),
+    out: Optional[str] = typer.Option(None, help="Write a figure: .png, .svg, .pdf, or .html (figure + tables)."),
+    generate_steps: int = typer.Option(
+        0, "--generate", help="Greedy steps with and without ACD (an HTML page with --out)."
+    ),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
+) -> None:
+    """Show what every exit, the expert, the amateur and ACD predict next, and what ACD changes."""
+    import os
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from acd import inspection as insp
+    from acd import inspection_report as report
+    from acd.loading import load
+
+    insp.check_top(top)
+    insp.check_positions(positions)
+    insp.check_exit_set(exits)
+    fmt = Path(out).suffix.lower().lstrip(".") if out else None
+    allowed = ("html",) if generate_steps else ("png", "svg", "pdf", "html")
+    if out is not None and fmt not in allowed:
+        with_generate = " with --generate" if generate_steps else ""
+        raise UsageError(f"out={out!r} is not allowed{with_generate}: use a {', '.join('.' + a for a in allowed)} file")
+    if generate_steps < 0 or (generate_steps and positions != "last"):
+        raise UsageError(f"generate={generate_steps} is not allowed: use a number of steps >= 1, with --positions last")
+    lm, tokenizer = load(model, heads=heads, layer=layer, alpha=alpha, expert=expert, amateur=amateur, device=device)
+    # Piped output is never cut to 80 columns: a table row stays one line.
+    console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 1000)
+    if generate_steps:
+        generation = insp.inspect_generation(lm, tokenizer, prompt, generate_steps, top=top, exits=exits)
+        report.print_generation(console, generation)
+        if out is not None:
+            from acd.io import write_text
+
+            write_text(out, report.generation_html(model, generation))
+            console.print(f"wrote {out}", markup=False, highlight=False)
+        return
+    inspection = insp.inspect_prompt(lm, tokenizer, prompt, top=top, positions=positions, exits=exits)
+    report.print_inspection(console, inspection)
+    if out is not None:
+        from acd.inspection_figure import figure_bytes, save_figure
+        from acd.io import write_text
+
+        if fmt == "html":
+            write_text(out, report.figure_html(model, inspection, figure_bytes(inspection, "png")))
+        else:
+            save_figure(inspection, out, fmt)
+        console.print(f"wrote {out}", markup=False, highlight=False)
+
+@app.command()
+def chunk(params: str = typer.Option("params.yaml", help="Params file (reads model and corpus).")) -> None:
+    """The chunk stage: tokenize the corpus into data/blocks (token blocks + manifest)."""
+    from acd.chunking import run_from_params
+
+    manifest = run_from_params(params)
+    typer.echo(f"data/blocks: {manifest['blocks']['train']} training and {manifest['blocks']['val']} validation "
+               f"blocks of {manifest['block_size']} tokens from {manifest['documents']} documents")
+
+
+@app.command("train-heads")
+def train_heads(params: str = typer.Option("params.yaml", help="Params file (reads model, seed and train).")) -> None:
+    """The train_heads stage: train exit heads on data/blocks into models/heads (torchrun for several GPUs)."""
+    import os
+
+    from acd.training import run_from_params
+
+    metrics = run_from_params(params)
+    if metrics is not None and os.environ.get("RANK", "0") == "0":
+        for name, values in metrics["exits"].items():
+            typer.echo(f"{name}: val loss {values['val_loss']:.4f}, perplexity {values['val_perplexity']:.2f}")
+
+
+report_app = typer.Typer(help="Print results beside the paper's numbers.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("generation")
+def report_generation(
+    metrics: str = typer.Option("metrics/generation.json", help="generation_table output."),
+    layers: str = typer.Option("metrics/generation_layers.csv", help="Per-exit sweep CSV (skipped if absent)."),
+    markdown: Optional[str] = typer.Option(None, help="Also write the tables as Markdown to this file."),
+) -> None:
+    """Open-ended generation (paper Tables 1/5, Fig. 2): ours (paper) in the terminal and as Markdown."""
+    from acd.io import write_text
+    from acd.report import generation_tables, load_generation_metrics, load_layer_rows, render_markdown, render_rich
+
+    tables = generation_tables(load_generation_metrics(metrics), load_layer_rows(layers))
+    render_rich(tables)
+    if markdown:
+        write_text(markdown, render_markdown(tables))
+
+
+human_eval_app = typer.Typer(help="Pairwise human evaluation (paper App. D).", no_args_is_help=True)
+app.add_typer(human_eval_app, name="human-eval")
+
+
+@human_eval_app.command("export")
+def human_eval_export(
+    system_a: str = typer.Argument(..., help="Generations jsonl of one system, e.g. data/generations/plain/greedy/wikitext.jsonl."),
+    system_b: str = typer.Argument(..., help="Generations jsonl of the other system, same prompts."),
+    out: str = typer.Option("human_eval", help="Directory for sheet.csv and sheet.html (for annotators)."),
+    key: str = typer.Option("human_eval.key.json", help="Which system is A per item; keep it away from annotators."),
+    n_items: int = typer.Option(40, help="Items to sample (the paper: 40 WikiText-103 prompts)."),
+    seed: int = typer.Option(0, help="Seed for the item sample and the A/B order."),
+) -> None:
+    """Write an A/B sheet (CSV + HTML) with the order shuffled per item, and its key apart."""
+    from acd.human_eval import export_sheet
+
+    paths = export_sheet(system_a, system_b, out, key, n_items=n_items, seed=seed)
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+@human_eval_app.command("aggregate")
+def human_eval_aggregate(
+    labels: list[str] = typer.Argument(..., help="Filled labels CSVs, one per annotator."),
+    key: str = typer.Option("human_eval.key.json", help="The key written by export."),
+    out: Optional[str] = typer.Option(None, help="Also write the result as JSON here."),
+) -> None:
+    """Majority label per item and mean pairwise Cohen's kappa per question."""
+    from acd.human_eval import aggregate
+    from acd.io import write_json
+    from acd.report import Table, fmt, render_rich
+
+    result = aggregate(key, labels)
+    systems = [*result["systems"], "tie"]
+    rows = [
+        [question, *(str(summary["distribution"][name]) for name in systems), fmt(summary["kappa"])]
+        for question, summary in result["questions"].items()
+    ]
+    render_rich([Table(f"Majority labels over {result['n_items']} items, {result['n_annotators']} annotators",
+                       ["question", *systems, "kappa"], rows, "kappa: mean Cohen's kappa over annotator pairs")])
+    if out:
+        write_json(out, result)
+
+@app.command("lm-eval")
+def lm_eval(
+    tasks: str = typer.Option(..., help="Comma-separated lm-eval tasks, e.g. lambada_openai,wikitext."),
+    model_args: str = typer.Option(
+        ..., "--model-args",
+        help="pretrained=ID_OR_DIR[,heads=DIR][,layer=12][,alpha=0.1][,expert=new][,amateur=head][,exits=all+acd]",
+    ),
+    limit: Optional[float] = typer.Option(None, help="Documents per task (a fraction when < 1)."),
+    batch_size: int = typer.Option(8, min=1, help="Sequences per forward pass."),
+    num_fewshot: Optional[int] = typer.Option(None, min=0, help="Few-shot examples (default: each task's own)."),
+    include_path: list[str] = typer.Option([], help="Directory of extra task YAMLs (repeatable)."),
+    no_default_tasks: bool = typer.Option(False, "--no-default-tasks", help="Index only acd's local tasks and --include-path (fast)."),
+    output: Optional[str] = typer.Option(None, help="Write the results as JSON here."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
+    seed: int = typer.Option(0, help="lm-eval's random, numpy, torch and few-shot seeds."),
+) -> None:
+    """Score tasks with lm-evaluation-harness on the ACD model, or on every exit from one pass (exits=...)."""
+    from acd.benchmarks import evaluate_tasks
+    from acd.io import write_json
+    from acd.lm_eval_model import parse_model_args
+
+    names = [name.strip() for name in tasks.split(",") if name.strip()]
+    if limit is not None and limit >= 1:
+        limit = int(limit)
+    document = evaluate_tasks(
+        parse_model_args(model_args), names, limit=limit, num_fewshot=num_fewshot, batch_size=batch_size,
+        include_path=include_path, include_defaults=not no_default_tasks, device=device, seed=seed,
+    )
+    for task, by_exit in document["results"].items():
+        metrics = sorted({m for values in by_exit.values() for m in values if "stderr" not in m})
+        typer.echo(f"\n{task}\n" + f"{'exit':<10}" + "".join(f"{m:>18}" for m in metrics))
+        for name, values in by_exit.items():
+            typer.echo(f"{name:<10}" + "".join(f"{values.get(m, float('nan')):>18.4f}" for m in metrics))
+    if output:
+        write_json(output, document)
+
 @app.command()
 def bench(
     model: str = typer.Option(
@@ -91,6 +275,18 @@ def bench(
     for name, record in results.items():
         typer.echo(summary(name, record))
     typer.echo(f"wrote {out}")
+
+
+@app.command()
+def demo(
+    dir: str = typer.Option("demo", "--dir", help="Where to build the demo git + DVC repository."),
+    force: bool = typer.Option(False, "--force", help="Replace DIR if it exists."),
+) -> None:
+    """Run the whole pipeline offline on a tiny model and sample data, then print the reports."""
+    from acd.demo import run_demo
+
+    path = run_demo(dir, force=force)
+    typer.echo(f"\nDemo repository: {path}\nTry: cd {dir} && dvc exp run -S alpha=0.2 && dvc exp show && dvc plots show")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,15 +34,15 @@ def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 @torch.inference_mode()
-def generate_batch(
+def generate_new_tokens(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[str],
     strategy: str,
     max_new_tokens: int = 100,
     seed: int | None = None,
-) -> list[str]:
-    """Continuations of ``prompts`` (left-padded batch, KV cache on), decoded without the prompt."""
+) -> torch.Tensor:
+    """New token ids for ``prompts`` (left-padded batch, KV cache on), [batch, steps]; finished rows end in padding."""
     kwargs = strategy_kwargs(strategy)
     if seed is not None:
         torch.manual_seed(seed)
@@ -59,5 +59,26 @@ def generate_batch(
         use_cache=True,
         **kwargs,
     )
-    new_tokens = output[:, inputs.input_ids.shape[1] :]
+    return output[:, inputs.input_ids.shape[1] :]
+
+
+def generated_lengths(new_tokens: torch.Tensor, eos_token_id: int | None) -> list[int]:
+    """Tokens generated per row before the first EOS (generate pads finished rows after it)."""
+    if eos_token_id is None:
+        return [new_tokens.shape[1]] * new_tokens.shape[0]
+    is_eos = new_tokens == eos_token_id
+    first = is_eos.int().argmax(dim=1).tolist()  # 0 also when a row has no EOS
+    return [index if found else new_tokens.shape[1] for index, found in zip(first, is_eos.any(dim=1).tolist())]
+
+
+def generate_batch(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    strategy: str,
+    max_new_tokens: int = 100,
+    seed: int | None = None,
+) -> list[str]:
+    """Continuations of ``prompts`` (left-padded batch, KV cache on), decoded without the prompt."""
+    new_tokens = generate_new_tokens(model, tokenizer, prompts, strategy, max_new_tokens, seed)
     return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

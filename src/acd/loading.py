@@ -6,10 +6,18 @@ import os
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from acd.errors import UsageError
 from acd.heads import ExitHeads
+from acd.multiexit import load_heads
 from acd.model import Contrast, Exit, make_auto_contrastive
 from acd.architectures import num_layers
 
@@ -45,6 +53,30 @@ def check_kinds(expert: str | None, amateur: str | None) -> None:
         raise UsageError(f"amateur={amateur!r} is not allowed: use one of {', '.join(AMATEUR_KINDS)}")
 
 
+def _cannot_load(name: str, error: Exception) -> UsageError:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return UsageError(
+        f"model={name!r} cannot be loaded ({first}); offline, point model at a local directory "
+        "(e.g. one written by `acd demo` or save_pretrained)"
+    )
+
+
+def load_config(model_name_or_path: str | os.PathLike[str]) -> PretrainedConfig:
+    """The model's config alone (seconds, no weights): to check layers and context before real work."""
+    try:
+        return AutoConfig.from_pretrained(str(model_name_or_path))
+    except (OSError, ValueError) as error:
+        raise _cannot_load(str(model_name_or_path), error) from None
+
+
+def load_tokenizer(model_name_or_path: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
+    """The model's tokenizer alone (the chunk stage needs no weights)."""
+    try:
+        return AutoTokenizer.from_pretrained(str(model_name_or_path))
+    except (OSError, ValueError) as error:
+        raise _cannot_load(str(model_name_or_path), error) from None
+
+
 def load_pretrained(
     model_name_or_path: str | os.PathLike[str], device: str | None = None, dtype: str | torch.dtype | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -55,11 +87,7 @@ def load_pretrained(
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, **({"dtype": torch_dtype} if torch_dtype else {}))
     except (OSError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UsageError(
-            f"model={name!r} cannot be loaded ({first}); offline, point model at a local directory "
-            "(e.g. one written by `acd demo` or save_pretrained)"
-        ) from None
+        raise _cannot_load(name, error) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device or default_device()).eval().requires_grad_(False)
@@ -91,7 +119,7 @@ def load(
     Contrast(expert=Exit(1), alpha=alpha, min_candidates=min_candidates, amateur_temperature=amateur_temperature)
     if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 1):
         raise UsageError(f"layer={layer!r} is out of range: it must be an integer >= 1 (an exit layer)")
-    exit_heads = heads if isinstance(heads, ExitHeads) or heads is None else ExitHeads.load(heads)
+    exit_heads = heads if isinstance(heads, ExitHeads) or heads is None else load_heads(heads)
     model, tokenizer = load_pretrained(model_name_or_path, device=device, dtype=dtype)
     n_layers = num_layers(model)
     if expert is None:

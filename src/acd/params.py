@@ -138,3 +138,25 @@ class Decoding:
         check_alpha(self.alpha)
         if self.layer < 1:
             raise UsageError(f"layer={self.layer} is out of range: it must be an exit layer >= 1")
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """The top-level ``model`` alone: for stages that need only its tokenizer or config (``chunk``)."""
+
+    model: str
+
+
+@dataclass(frozen=True)
+class ModelSeed:
+    """The top-level ``model`` and ``seed``: for stages that train or sample but never contrast."""
+
+    model: str
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Just the top-level ``seed``, for stages that sample but load no model."""
+
+    seed: int = 0

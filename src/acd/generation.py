@@ -1,0 +1,248 @@
+"""Open-ended generation over a prompt file: batched, seeded, resumable per prompt, with a progress bar.
+
+Finished prompts are appended to a *journal* (fsynced after each batch) under a header that
+fingerprints everything the outputs depend on; a rerun with the same fingerprint skips the
+prompts already done, another fingerprint starts over. The journal lives outside the DVC
+outputs (DVC deletes those before rerunning a stage) and is kept when done, so a run killed in
+its last domain does not redo the first ones. Each batch is seeded from (seed, strategy,
+domain, batch index) alone, so a resumed run writes exactly what an uninterrupted one would,
+and the plain expert and ACD draw the same random streams. Outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm.auto import tqdm
+
+from acd.decoding import STRATEGIES, batches, generate_new_tokens, generated_lengths
+from acd.errors import UsageError
+from acd.loading import describe
+from acd.model import Exit
+from acd.prompts import read_prompts
+from acd.jsonl import read_jsonl, write_jsonl
+
+GenerationKind = Literal["plain", "acd", "layer"]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """params.yaml ``generation``: the paper's four strategies, up to 100 new tokens."""
+
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    max_new_tokens: int = 100
+    batch_size: int = 16
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    layer_sweep_domains: list[str] = field(default_factory=lambda: ["wikitext"])
+
+    def __post_init__(self) -> None:
+        if not self.strategies:
+            raise UsageError("generation.strategies is empty: use some of " + ", ".join(STRATEGIES))
+        for strategy in self.strategies:
+            if strategy not in STRATEGIES:
+                raise UsageError(
+                    f"generation.strategies: {strategy!r} is not allowed: use one of {', '.join(STRATEGIES)}"
+                )
+        if self.max_new_tokens < 1:
+            raise UsageError(f"generation.max_new_tokens={self.max_new_tokens} is out of range: it must be >= 1")
+        if self.batch_size < 1:
+            raise UsageError(f"generation.batch_size={self.batch_size} is out of range: it must be >= 1")
+
+
+def batch_seed(seed: int, *keys: object) -> int:
+    """A 31-bit seed derived from ``seed`` and ``keys`` (stable across processes, unlike ``hash``)."""
+    digest = hashlib.sha256("/".join(str(part) for part in (seed, *keys)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def generation_settings(
+    model: Any, model_name: str, kind: GenerationKind, strategy: str, max_new_tokens: int
+) -> dict[str, Any]:
+    """What produced a continuation: the model, exits and (for ACD only) the contrast knobs."""
+    contrast = describe(model)
+    settings: dict[str, Any] = {
+        "kind": kind,
+        "model": model_name,
+        "strategy": strategy,
+        "max_new_tokens": max_new_tokens,
+        "expert": contrast["expert"],
+    }
+    if contrast["amateur"] is not None:
+        knobs = ("amateur", "alpha", "min_candidates", "keep_tail", "amateur_temperature")
+        settings.update({key: contrast[key] for key in knobs})
+    return settings
+
+
+def _fingerprint(prompts: Sequence[dict[str, Any]], settings: dict[str, Any], batch_size: int, seed: int) -> str:
+    payload = {
+        "prompts": [(row["id"], row["prompt"]) for row in prompts],
+        "settings": settings,
+        "batch_size": batch_size,
+        "seed": seed,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _read_journal(journal: Path, fingerprint: str) -> dict[str, dict[str, Any]]:
+    """Rows already done under this fingerprint; a torn last line (killed mid-write) is ignored."""
+    if not journal.is_file():
+        return {}
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        header = {}
+    if header.get("fingerprint") != fingerprint:
+        return {}
+    done = {}
+    for line in lines[1:]:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        done[row["id"]] = row
+    return done
+
+
+def _append(handle: Any, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def generate_file(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[dict[str, Any]],
+    out: str | os.PathLike[str],
+    *,
+    journal: str | os.PathLike[str],
+    settings: dict[str, Any],
+    batch_size: int,
+    seed: int,
+) -> Path:
+    """Continue every prompt with ``settings["strategy"]`` and write ``out`` (jsonl, prompt order)."""
+    out, journal = Path(out), Path(journal)
+    strategy, max_new_tokens = settings["strategy"], settings["max_new_tokens"]
+    fingerprint = _fingerprint(prompts, settings, batch_size, seed)
+    done = _read_journal(journal, fingerprint)
+    # Rewrite what survived (drops a torn last line and any other run's rows), then append to it.
+    write_jsonl(journal, [{"fingerprint": fingerprint}, *done.values()])
+    with open(journal, "a", encoding="utf-8") as handle, tqdm(
+        total=len(prompts), initial=len(done), desc=f"{settings['kind']} {strategy} {out.stem}", unit="prompt"
+    ) as progress:
+        for index, batch in enumerate(batches(prompts, batch_size)):
+            todo = [row for row in batch if row["id"] not in done]
+            if not todo:
+                continue
+            # The whole batch is regenerated, so a batch cut short by a kill is decoded exactly as before.
+            domain = batch[0].get("domain", "")
+            new_tokens = generate_new_tokens(
+                model, tokenizer, [row["prompt"] for row in batch], strategy, max_new_tokens,
+                seed=batch_seed(seed, strategy, domain, index),
+            )
+            texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            lengths = generated_lengths(new_tokens, tokenizer.eos_token_id)
+            rows = [
+                {
+                    "id": row["id"],
+                    "domain": row.get("domain"),
+                    "prompt": row["prompt"],
+                    "continuation": text,
+                    "reference": row.get("reference"),
+                    "n_tokens": length,
+                    "settings": settings,
+                }
+                for row, text, length in zip(batch, texts, lengths)
+                if row["id"] not in done
+            ]
+            _append(handle, rows)
+            done.update((row["id"], row) for row in rows)
+            progress.update(len(rows))
+    write_jsonl(out, (done[row["id"]] for row in prompts))
+    return out
+
+
+@dataclass(frozen=True)
+class Plain:
+    """The top-level keys a baseline stage reads: never alpha, layer or amateur."""
+
+    model: str
+    expert: Literal["original", "new"] = "new"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The top-level keys the per-exit sweep reads: each exit is decoded alone, so no expert either."""
+
+    model: str
+    seed: int = 0
+
+
+def generate_domains(
+    model: Any,
+    tokenizer: Any,
+    prompt_files: Sequence[Path],
+    out_dir: str | os.PathLike[str],
+    journal_dir: str | os.PathLike[str],
+    *,
+    model_name: str,
+    kind: GenerationKind,
+    strategy: str,
+    params: GenerationParams,
+    seed: int,
+) -> list[Path]:
+    """One generations file per prompt file (same name), with the model as it is set now."""
+    settings = generation_settings(model, model_name, kind, strategy, params.max_new_tokens)
+    return [
+        generate_file(
+            model, tokenizer, read_prompts(path), Path(out_dir) / path.name, journal=Path(journal_dir) / path.name,
+            settings=settings, batch_size=params.batch_size, seed=seed,
+        )
+        for path in prompt_files
+    ]
+
+
+def generate_layer_sweep(
+    model: Any,
+    tokenizer: Any,
+    prompt_files: Sequence[Path],
+    out_dir: str | os.PathLike[str],
+    journal_dir: str | os.PathLike[str],
+    *,
+    model_name: str,
+    params: GenerationParams,
+    seed: int,
+) -> list[Path]:
+    """Fig. 2: greedy decoding from every trained exit head alone, into ``out_dir/<domain>/layer-LL.jsonl``."""
+    heads = model.acd_heads
+    if heads is None:
+        raise UsageError("the per-exit sweep needs trained exit heads: heads is missing")
+    outputs = []
+    for path in prompt_files:
+        prompts = read_prompts(path)
+        for layer in heads.exit_layers:
+            model.set_contrast(expert=Exit(layer, "head"), amateur=None)
+            settings = generation_settings(model, model_name, "layer", "greedy", params.max_new_tokens)
+            settings["exit_layer"] = layer
+            name = Path(path.stem) / f"layer-{layer:02d}.jsonl"
+            outputs.append(
+                generate_file(
+                    model, tokenizer, prompts, Path(out_dir) / name, journal=Path(journal_dir) / name,
+                    settings=settings, batch_size=params.batch_size, seed=seed,
+                )
+            )
+    return outputs
+
+
+def read_generations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """A generations file; missing, empty or malformed is a UsageError."""
+    return read_jsonl(path, ["id", "prompt", "continuation"], "generations", ": run the generation stage first")

@@ -1,0 +1,243 @@
+"""The lm-evaluation-harness model ``acd``: lm-eval scores the ACD model, or every exit from one body pass.
+
+Without ``exits`` it is lm-eval's ``HFLM`` over the model :func:`acd.load` returns, so lm-eval
+scores p_ACD (or the plain expert when no ``layer`` is given) exactly as it scores any causal LM.
+
+With ``exits`` (e.g. ``exits=all``, see :mod:`acd.exits`) each batch runs the transformer body
+once and every named exit is scored from the same hidden states, only at the continuation
+positions. lm-eval evaluates one model per run, so the model answers lm-eval with the first
+exit and keeps every exit's answers; :meth:`ACDLM.replay` then serves another exit's answers to
+a further lm-eval run over the same tasks without any model pass (the requests are identical).
+
+Importing this module registers ``acd``; ``python -m acd.lm_eval_model --model acd
+--model_args pretrained=gpt2-medium,layer=12 --tasks lambada_openai`` is lm-eval's own CLI with it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import Collator
+from tqdm import tqdm
+
+from acd.errors import UsageError
+from acd.exits import parse_exits
+from acd.loading import describe, load
+from acd.model import Contrast, contrast_logits, run_body
+
+Answer = tuple[float, bool]
+logger = logging.getLogger(__name__)
+
+
+@register_model("acd")
+class ACDLM(HFLM):
+    """HFLM over ``acd.load(pretrained, heads=..., layer=..., alpha=..., ...)``; ``exits`` scores many exits per pass."""
+
+    def __init__(
+        self,
+        pretrained: str,
+        heads: str | None = None,
+        layer: int | None = None,
+        alpha: float = 0.1,
+        expert: str | None = None,
+        amateur: str | None = None,
+        min_candidates: int = 1,
+        keep_tail: bool = True,
+        amateur_temperature: float = 1.0,
+        exits: str | Sequence[str] | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        batch_size: int | str = 1,
+        max_batch_size: int | None = 64,
+        max_length: int | None = None,
+        softmax_dtype: str | None = None,
+    ) -> None:
+        if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
+            # lm-eval's CLI asks for cuda:0 by default; HFLM falls back to the CPU then, and so do we.
+            logger.warning("device=%r is not available: using the CPU", device)
+            device = "cpu"
+        if exits is not None and not isinstance(batch_size, int):
+            raise UsageError(f"batch_size={batch_size!r} is not allowed with exits: give a number of sequences")
+        model, tokenizer = load(
+            str(pretrained), heads=heads, layer=layer, alpha=alpha, expert=expert, amateur=amateur,
+            min_candidates=min_candidates, keep_tail=keep_tail, amateur_temperature=amateur_temperature,
+            device=device, dtype=dtype,
+        )
+        super().__init__(
+            pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=max_batch_size,
+            max_length=max_length, softmax_dtype=softmax_dtype,
+        )
+        self.pretrained_name = str(pretrained)
+        self.scorers: dict[str, Contrast] | None = None if exits is None else parse_exits(exits, model)
+        self.answers: dict[str, dict[tuple[str, tuple[str, ...]], Any]] = {name: {} for name in self.scorers or {}}
+
+    @property
+    def exit_names(self) -> list[str]:
+        """What one lm-eval run over this model yields: every exit, or the model's own contrast."""
+        if self.scorers is not None:
+            return list(self.scorers)
+        contrast = self.model.acd_contrast
+        return ["acd" if contrast.amateur is not None else str(contrast.expert)]
+
+    def get_model_info(self) -> dict[str, Any]:
+        """What lm-eval records about the model; no hub lookups (HFLM's asks the hub for a sha)."""
+        return {
+            "model_name": self.pretrained_name,
+            "model_num_parameters": sum(p.numel() for p in self.model.parameters()),
+            "model_dtype": str(self.model.dtype),
+            "acd": describe(self.model),
+            "exits": self.exit_names,
+        }
+
+    # ---- one body pass, every exit ----------------------------------------------------------
+
+    def _loglikelihood_tokens(
+        self, requests: list[Any], disable_tqdm: bool = False, override_bs: int | None = None
+    ) -> list[Any]:
+        """With exits: per request, (log-likelihood per exit, greedy match per exit) as arrays."""
+        if self.scorers is None:
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        # Longest first, as HFLM: little padding, and memory trouble shows at once.
+        collator = Collator(requests, sort_fn=lambda request: (-len(request[1] + request[2]), tuple(request[1] + request[2])))
+        answers: list[tuple[np.ndarray, np.ndarray]] = []
+        with tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc=f"Scoring {len(self.scorers)} exits") as bar:
+            for chunk in collator.get_batched(n=self.batch_size):
+                answers.extend(self._score_exits(chunk))
+                bar.update(len(chunk))
+        return collator.get_original(answers)
+
+    @torch.no_grad()
+    def _score_exits(self, chunk: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+        # Same window as HFLM: context + continuation, left-truncated, without the last token.
+        inputs = [(context + continuation)[-(self.max_length + 1):][:-1] for _, context, continuation in chunk]
+        continuations = [continuation for _, _, continuation in chunk]
+        rows, width, span = len(chunk), max(map(len, inputs)), max(map(len, continuations))
+        ids = torch.zeros(rows, width, dtype=torch.long)
+        positions = torch.zeros(rows, span, dtype=torch.long)
+        targets = torch.zeros(rows, span, dtype=torch.long)
+        valid = torch.zeros(rows, span, dtype=torch.bool)
+        for row, (tokens, continuation) in enumerate(zip(inputs, continuations)):
+            n = len(continuation)
+            ids[row, : len(tokens)] = torch.tensor(tokens)
+            # position p predicts token p + 1: the continuation is predicted from the last n positions.
+            positions[row] = len(tokens) - n + torch.arange(span).clamp(max=n - 1)
+            targets[row, :n] = torch.tensor(continuation)
+            valid[row, :n] = True
+        positions, targets, valid = (t.to(self.device) for t in (positions, targets, valid))
+        body = run_body(self.model, input_ids=ids.to(self.device), use_cache=False)
+        at_targets = _at_positions(body, positions, self.scorers.values())
+        totals, greedy = [], []
+        for contrast in self.scorers.values():
+            log_probs = torch.log_softmax(
+                contrast_logits(self.model, self.model.acd_heads, contrast, at_targets, slice(None)).float(), dim=-1
+            )
+            token = log_probs.gather(-1, targets[..., None]).squeeze(-1)
+            totals.append(token.masked_fill(~valid, 0.0).sum(-1))
+            greedy.append(((log_probs.argmax(-1) == targets) | ~valid).all(-1))
+        totals_np = torch.stack(totals, dim=1).double().cpu().numpy()
+        greedy_np = torch.stack(greedy, dim=1).cpu().numpy()
+        return [(totals_np[row], greedy_np[row]) for row in range(rows)]
+
+    # ---- lm-eval's request types: keep every exit's answers, answer with the first --------
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+        answers = super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+        return self._keep("loglikelihood", requests, answers, lambda answer, i: (float(answer[0][i]), bool(answer[1][i])))
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+        # HFLM sums the windows' answers per document; with exits those are arrays, summed per exit.
+        answers = super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+        return self._keep("loglikelihood_rolling", requests, answers, lambda answer, i: float(answer[i]))
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        if self.scorers is not None:
+            raise UsageError("exits=... scores log-likelihood tasks only: run generation tasks without exits")
+        return super().generate_until(requests, disable_tqdm=disable_tqdm)
+
+    def _keep(self, kind: str, requests: list[Any], answers: list[Any], pick: Callable[[Any, int], Any]) -> list[Any]:
+        if self.scorers is None:
+            return answers
+        for index, name in enumerate(self.scorers):
+            kept = self.answers[name]
+            for request, answer in zip(requests, answers, strict=True):
+                kept[(kind, request.args)] = pick(answer, index)
+        return self.replay(self.exit_names[0]).answer_all(kind, requests)
+
+    def replay(self, name: str) -> ReplayLM:
+        """An lm-eval model that answers the requests already scored, as exit ``name`` did."""
+        if name not in self.answers:
+            raise UsageError(f"exit={name!r} was not scored: scored exits are {', '.join(self.answers) or 'none'}")
+        return ReplayLM(self.answers[name], name)
+
+
+class ReplayLM(LM):
+    """Answers lm-eval with one exit's kept answers: a second run over the same tasks costs no model pass."""
+
+    def __init__(self, answers: dict[tuple[str, tuple[str, ...]], Any], name: str) -> None:
+        super().__init__()
+        self._answers, self.name = answers, name
+
+    def answer_all(self, kind: str, requests: list[Any]) -> list[Any]:
+        try:
+            return [self._answers[(kind, request.args)] for request in requests]
+        except KeyError:
+            raise RuntimeError(
+                f"exit {self.name}: a {kind} request was not scored in the exits run; replay the same tasks and settings"
+            ) from None
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Answer]:
+        return self.answer_all("loglikelihood", requests)
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+        return self.answer_all("loglikelihood_rolling", requests)
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        raise UsageError("exits=... scores log-likelihood tasks only: run generation tasks without exits")
+
+
+def _at_positions(body: Any, positions: torch.Tensor, contrasts: Any) -> SimpleNamespace:
+    """The body output's hidden states at ``positions`` ([batch, k]) of the layers the contrasts read."""
+    layers = {exit.layer for contrast in contrasts for exit in (contrast.expert, contrast.amateur) if exit is not None}
+
+    def pick(hidden: torch.Tensor) -> torch.Tensor:
+        return hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+
+    hidden_states = [pick(h) if layer in layers else None for layer, h in enumerate(body.hidden_states)]
+    return SimpleNamespace(hidden_states=hidden_states, last_hidden_state=pick(body.last_hidden_state))
+
+
+MODEL_ARGS = tuple(name for name in inspect.signature(ACDLM.__init__).parameters if name != "self")
+
+
+def parse_model_args(text: str) -> dict[str, Any]:
+    """lm-eval's ``key=value,...`` model_args, with unknown keys refused (close matches named)."""
+    from lm_eval.utils import simple_parse_args_string
+
+    parts = [part for part in text.split(",") if part.strip()]
+    if any("=" not in part for part in parts):
+        raise UsageError(f"model_args={text!r} is not allowed: give key=value pairs separated by commas")
+    args = simple_parse_args_string(text)
+    for key in args:
+        if key not in MODEL_ARGS:
+            close = difflib.get_close_matches(key, MODEL_ARGS, n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise UsageError(f"model_args key {key!r} is not known: {hint}known are {', '.join(MODEL_ARGS)}")
+    if "pretrained" not in args:
+        raise UsageError("model_args has no pretrained=...: name a hub id or local directory of a causal LM")
+    return args
+
+
+if __name__ == "__main__":
+    from lm_eval.__main__ import cli_evaluate
+
+    cli_evaluate()

@@ -1,0 +1,176 @@
+"""Prompt sets for open-ended generation (paper §4.2.1): the first 32 words of a passage, its rest kept as reference.
+
+A domain's passages come from a hub dataset (streamed when ``max_rows`` is set) or from local
+jsonl files with a ``text`` field. ``format: wikitext`` skips WikiText's `` = Heading = `` lines
+and undoes its tokenization (`` @-@ ``, `` , ``) with lm-eval's detokenizer, so prompts read as
+the paper's do ("Du Fu's political comments are based on emotion rather than calculation:").
+``join_rows`` glues consecutive rows into passages of ``min_words`` words, for corpora stored as
+one sentence per row (BookCorpus on the hub).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from acd.errors import UsageError
+from acd.jsonl import read_jsonl
+
+PACKAGE_PREFIX = "acd:"  # files given as acd:data/sample/x.jsonl ship inside the package
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one domain's passages come from: ``hub`` (a dataset id) or ``files`` (local jsonl)."""
+
+    hub: str | None = None
+    config: str | None = None
+    split: str | None = None  # None: every split, concatenated
+    revision: str | None = None
+    data_files: list[str] | None = None  # for hub loaders like json/parquet/text on local or remote files
+    files: list[str] | None = None
+    text_field: str = "text"
+    format: Literal["plain", "wikitext"] = "plain"
+    join_rows: bool = False
+    max_rows: int | None = None  # read at most this many rows (huge corpora), streaming from the hub
+
+
+
+@dataclass(frozen=True)
+class PromptsParams:
+    """params.yaml ``prompts``: the paper's 32-word prompts from three domains."""
+
+    domains: dict[str, Source]
+    n_prompts: int = 1000
+    prompt_words: int = 32
+    min_words: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.domains:
+            raise UsageError("prompts.domains is empty: name at least one domain with its source")
+        if self.n_prompts < 1:
+            raise UsageError(f"prompts.n_prompts={self.n_prompts} is out of range: it must be >= 1")
+        if self.prompt_words < 1:
+            raise UsageError(f"prompts.prompt_words={self.prompt_words} is out of range: it must be >= 1")
+        if self.min_words <= self.prompt_words:
+            raise UsageError(
+                f"prompts.min_words={self.min_words} is not allowed: it must exceed prompt_words="
+                f"{self.prompt_words} so every prompt has a reference continuation"
+            )
+        for name, source in self.domains.items():
+            if (source.hub is None) == (source.files is None):
+                raise UsageError(
+                    f"prompts.domains.{name} is not allowed: "
+                    "give exactly one of hub (a dataset id) or files (local jsonl)"
+                )
+            if source.max_rows is not None and source.max_rows < 1:
+                raise UsageError(f"prompts.domains.{name}.max_rows={source.max_rows} is out of range: >= 1 or null")
+
+
+def resolve_file(name: str) -> Path:
+    """A local path, or ``acd:<path>`` inside the installed package (the shipped samples)."""
+    if name.startswith(PACKAGE_PREFIX):
+        return Path(str(resources.files("acd") / name[len(PACKAGE_PREFIX) :]))
+    return Path(name)
+
+
+def hub_texts(source: Source, where: str) -> Iterator[str]:
+    """Rows of a hub dataset; a failure to load becomes one line saying how to go offline."""
+    import datasets
+
+    try:
+        data = datasets.load_dataset(
+            source.hub, source.config, split=source.split, revision=source.revision, data_files=source.data_files,
+            streaming=source.max_rows is not None,
+        )
+        splits = isinstance(data, (datasets.DatasetDict, datasets.IterableDatasetDict))
+        parts = list(data.values()) if splits else [data]
+        for part in parts:
+            for row in part:
+                yield row[source.text_field]
+    except Exception as error:  # datasets raises many types (hub, network, builder, missing column)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(
+            f"{where}: hub dataset {source.hub!r} (config {source.config!r}, split {source.split!r}) cannot be "
+            f"loaded ({first}); offline, set {where}.files to local jsonl files with a {source.text_field!r} field"
+        ) from None
+
+
+def raw_texts(source: Source, where: str) -> Iterator[str]:
+    if source.files is not None:
+        for name in source.files:
+            for row in read_jsonl(resolve_file(name), [source.text_field], f"{where}.files"):
+                yield row[source.text_field]
+    else:
+        yield from hub_texts(source, where)
+
+
+def wikitext_paragraphs(texts: Iterable[str]) -> Iterator[str]:
+    """WikiText lines minus headings, detokenized (lm-eval's WikiText detokenizer)."""
+    from lm_eval.tasks.wikitext.preprocess_wikitext import wikitext_detokenizer
+
+    for text in texts:
+        stripped = text.strip()
+        if not stripped or (stripped.startswith("=") and stripped.endswith("=")):
+            continue
+        yield wikitext_detokenizer({"page": stripped}).strip()
+
+
+def joined(texts: Iterable[str], min_words: int) -> Iterator[str]:
+    """Consecutive rows glued into passages of at least ``min_words`` words."""
+    buffer: list[str] = []
+    for text in texts:
+        buffer.extend(text.split())
+        if len(buffer) >= min_words:
+            yield " ".join(buffer)
+            buffer = []
+
+
+def passages(source: Source, min_words: int, where: str) -> Iterator[str]:
+    """The domain's passages, before length filtering."""
+    texts: Iterable[str] = raw_texts(source, where)
+    if source.max_rows is not None:
+        texts = (text for _, text in zip(range(source.max_rows), texts))
+    if source.format == "wikitext":
+        texts = wikitext_paragraphs(texts)
+    if source.join_rows:
+        texts = joined(texts, min_words)
+    return iter(texts)
+
+
+def build_prompts(domain: str, source: Source, params: PromptsParams, seed: int) -> list[dict[str, Any]]:
+    """``n_prompts`` seeded picks among passages of at least ``min_words`` words, in source order."""
+    where = f"prompts.domains.{domain}"
+    long_enough = [
+        (index, text.split())
+        for index, text in enumerate(passages(source, params.min_words, where))
+        if len(text.split()) >= params.min_words
+    ]
+    if len(long_enough) < params.n_prompts:
+        raise UsageError(
+            f"prompts.n_prompts={params.n_prompts} is more than domain {domain!r} has: {len(long_enough)} passages "
+            f"of at least min_words={params.min_words} words; lower n_prompts or min_words, or give {where} more text"
+        )
+    picked = sorted(random.Random(f"{seed}/{domain}").sample(range(len(long_enough)), params.n_prompts))
+    rows = []
+    for position in picked:
+        index, tokens = long_enough[position]
+        rows.append(
+            {
+                "id": f"{domain}-{index:07d}",
+                "domain": domain,
+                "prompt": " ".join(tokens[: params.prompt_words]),
+                "reference": " ".join(tokens[params.prompt_words :]),
+            }
+        )
+    return rows
+
+
+def read_prompts(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """A prompt file written by the prompts stage; missing, empty or malformed is a UsageError."""
+    return read_jsonl(path, ["id", "prompt"], "prompts", ": run the prompts stage first")

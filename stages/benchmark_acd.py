@@ -1,0 +1,24 @@
+"""DVC stage benchmark_acd@GROUP: the ACD model (expert vs amateur at `layer`, `alpha`) on the group's tasks.
+
+Reads model, seed, alpha, layer, expert, amateur and benchmarks; writes
+metrics/benchmarks/GROUP_acd.json and the ACD point of the per-layer plots.
+"""
+
+import sys
+
+from acd.benchmarks import Benchmarks, contrast, plot_rows
+from acd.io import write_json
+from acd.params import Decoding, pick, read_params, section
+from acd.stage import run_stage
+
+
+def main() -> None:
+    group = sys.argv[1]
+    params = read_params()
+    document = contrast(group, pick(params, Decoding), section(params, "benchmarks", Benchmarks))
+    write_json(f"metrics/plots/benchmarks/{group}_acd.json", plot_rows(document, "acd"))
+    write_json(f"metrics/benchmarks/{group}_acd.json", document)
+
+
+if __name__ == "__main__":
+    run_stage(main)

