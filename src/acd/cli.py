@@ -128,23 +128,31 @@ def inspect_command(
         console.print(f"wrote {out}", markup=False, highlight=False)
 
 @app.command()
-def chunk(params: str = typer.Option("params.yaml", help="Params file (reads model and corpus).")) -> None:
+def chunk(params: str = typer.Option("params.yaml", help="Params file (reads model, corpus and heads).")) -> None:
     """The chunk stage: tokenize the corpus into data/blocks (token blocks + manifest)."""
     from acd.chunking import run_from_params
 
     manifest = run_from_params(params)
+    if "skipped" in manifest:
+        typer.echo(f"data/blocks: no blocks, heads.source={manifest['skipped']['heads.source']!r} imports the heads")
+        return
     typer.echo(f"data/blocks: {manifest['blocks']['train']} training and {manifest['blocks']['val']} validation "
                f"blocks of {manifest['block_size']} tokens from {manifest['documents']} documents")
 
 
 @app.command("train-heads")
-def train_heads(params: str = typer.Option("params.yaml", help="Params file (reads model, seed and train).")) -> None:
-    """The train_heads stage: train exit heads on data/blocks into models/heads (torchrun for several GPUs)."""
+def train_heads(params: str = typer.Option("params.yaml", help="Params file (reads model, seed, train, heads).")) -> None:
+    """The train_heads stage: train exit heads on data/blocks into models/heads (torchrun for several GPUs),
+    or import released ones when heads.source names a multi-exit checkpoint."""
     import os
 
     from acd.training import run_from_params
 
     metrics = run_from_params(params)
+    if metrics is not None and "imported_from" in metrics:
+        typer.echo(f"models/heads: exits {metrics['exit_layers']} imported from {metrics['imported_from']} "
+                   f"(base checked: {', '.join(metrics['base_tensors_checked'])})")
+        return
     if metrics is not None and os.environ.get("RANK", "0") == "0":
         for name, values in metrics["exits"].items():
             typer.echo(f"{name}: val loss {values['val_loss']:.4f}, perplexity {values['val_perplexity']:.2f}")
