@@ -121,3 +121,25 @@ def test_float16_copy_of_the_base_is_accepted(tiny_gpt2: Path, tmp_path: Path, m
     save_file(tensors, str(released / "model.safetensors"))
     monkeypatch.chdir(project(tmp_path / "project", tiny_gpt2, str(released)))
     assert run_from_params()["exit_layers"] == [2, 4]
+
+
+def test_dvc_repro_imports_through_the_pipeline(tmp_path: Path) -> None:
+    """The project's dvc.yaml: `dvc repro train_heads` with a checkpoint runs both stages and trains nothing."""
+    import yaml
+
+    from acd.demo import init_repo, prepare, run
+
+    repo = prepare(tmp_path / "repo")
+    released = write_multiexit(repo / "models" / "base", tmp_path / "released", seed=5)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["heads"]["source"] = str(released)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    init_repo(repo)
+    output = run([sys.executable, "-m", "dvc", "repro", "train_heads"], repo, quiet=True).stdout
+    assert "Running stage 'chunk'" in output and "Running stage 'train_heads'" in output
+    assert ExitHeads.load(repo / "models" / "heads").config.metadata["imported_from"] == str(released)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    for stage_name in ("chunk", "train_heads"):
+        assert lock[stage_name]["params"]["params.yaml"]["heads.source"] == str(released)
+    status = run([sys.executable, "-m", "dvc", "status", "train_heads"], repo, quiet=True).stdout
+    assert "up to date" in status

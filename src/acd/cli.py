@@ -285,6 +285,21 @@ def bench(
     typer.echo(f"wrote {out}")
 
 
+@app.command("grid-plot")
+def grid_plot(
+    exp_json: Optional[str] = typer.Argument(None, help="Saved `dvc exp show --json` output (default: run it here)."),
+    domain: str = typer.Option("wikitext", help="Generation domain of the greedy diversity, or 'mean' over domains."),
+    out: str = typer.Option("metrics/grid.png", help="Heat maps (PNG)."),
+    table: str = typer.Option("metrics/grid.md", help="The same numbers as markdown tables."),
+) -> None:
+    """LAMBADA accuracy and greedy diversity of ACD over the layer × alpha grid of DVC experiments."""
+    from acd.grid import grid_points, markdown_tables, read_exp_show, write_grid
+
+    points = grid_points(read_exp_show(exp_json), domain)
+    write_grid(points, out, table)
+    typer.echo(markdown_tables(points) + f"\nwrote {out} and {table}")
+
+
 @app.command()
 def demo(
     dir: str = typer.Option("demo", "--dir", help="Where to build the demo git + DVC repository."),
