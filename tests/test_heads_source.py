@@ -83,8 +83,9 @@ def test_bad_source_is_one_line_exit_2_and_writes_nothing(tiny_gpt2: Path, tmp_p
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("ibm/gpt2-medium-multiexit", r"^heads.source='ibm/gpt2-medium-multiexit' is not a local directory and cannot "
-                                      r"be reached on the hub \(.*\); offline, point heads.source at a local directory"),
+        ("ibm/gpt2-medium-multiexit", r"^heads.source='ibm/gpt2-medium-multiexit' is not a local directory and "
+                                      r"cannot be reached on the hub \(.*\); offline, point heads.source at a local "
+                                      r"directory"),
         ("", r"^heads.source='' is not allowed: use 'train' or the hub id or local directory"),
     ],
 )

@@ -451,8 +451,9 @@ def load_blocks(directory: str | os.PathLike[str], verify: bool = True) -> Block
     if manifest.get("format") != BLOCKS_FORMAT or manifest.get("version") != BLOCKS_VERSION:
         raise UsageError(f"blocks={str(directory)!r} is not {BLOCKS_FORMAT!r} v{BLOCKS_VERSION}: rerun the chunk stage")
     if "skipped" in manifest:
+        source = manifest["skipped"]["heads.source"]
         raise UsageError(f"blocks={str(directory)!r} holds no blocks: chunk skipped the corpus for "
-                         f"heads.source={manifest['skipped']['heads.source']!r}; set heads.source: train and rerun chunk")
+                         f"heads.source={source!r}; set heads.source: train and rerun chunk")
     arrays = {}
     for split in SPLITS:
         path = directory / f"{split}.npy"
@@ -486,7 +487,7 @@ def chunk_benchmark(model: str, files: list[str], n_documents: int = 100_000, nu
 
 def run_from_params(params_file: str | os.PathLike[str] = "params.yaml", out: str = "data/blocks",
                     work: str = "checkpoints/chunk") -> dict[str, Any]:
-    """The ``chunk`` stage: read params.yaml (``model``, ``corpus``, ``heads``), write ``out`` (work shards in ``work``).
+    """The ``chunk`` stage: read params.yaml (``model``, ``corpus``, ``heads``), write ``out`` (shards in ``work``).
 
     With imported heads (``heads.source`` not ``train``) nothing trains on blocks: ``out`` holds only a
     manifest saying so, and the corpus is never read.

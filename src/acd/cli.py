@@ -141,7 +141,9 @@ def chunk(params: str = typer.Option("params.yaml", help="Params file (reads mod
 
 
 @app.command("train-heads")
-def train_heads(params: str = typer.Option("params.yaml", help="Params file (reads model, seed, train, heads).")) -> None:
+def train_heads(
+    params: str = typer.Option("params.yaml", help="Params file (reads model, seed, train and heads)."),
+) -> None:
     """The train_heads stage: train exit heads on data/blocks into models/heads (torchrun for several GPUs),
     or import released ones when heads.source names a multi-exit checkpoint."""
     import os
@@ -296,8 +298,8 @@ def grid_plot(
     from acd.grid import grid_points, markdown_tables, read_exp_show, write_grid
 
     points = grid_points(read_exp_show(exp_json), domain)
-    write_grid(points, out, table)
-    typer.echo(markdown_tables(points) + f"\nwrote {out} and {table}")
+    write_grid(points, domain, out, table)
+    typer.echo(markdown_tables(points, domain) + f"\nwrote {out} and {table}")
 
 
 @app.command()

@@ -26,7 +26,7 @@ PARAMS_FILE = "params.yaml"
 LAMBADA_METRICS = "metrics/benchmarks/lambada_acd.json"
 GENERATION_METRICS = "metrics/generation.json"
 MEAN = "mean"
-METRICS = {"lambada_acc": "LAMBADA accuracy (ACD)", "greedy_diversity": "greedy diversity (ACD)"}
+METRICS = {"lambada_acc": "LAMBADA accuracy (ACD)", "greedy_diversity": "greedy diversity (ACD, {domain})"}
 
 
 @dataclass(frozen=True)
@@ -39,17 +39,18 @@ class GridPoint:
 
 
 def runs(exp_show: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(name, data) of every commit and experiment in ``dvc exp show --json`` output, workspace left out.
+    """(name, data) of every experiment, then its baseline commit, in ``dvc exp show --json`` output.
 
     The workspace repeats the checked-out run (or holds uncommitted edits): it is not a run of its own.
+    Experiments come before their commit, so a grid cell the baseline shares with one is named after it.
     """
     for commit in exp_show:
-        if commit.get("rev") != "workspace" and commit.get("data"):
-            yield commit.get("name") or commit["rev"][:7], commit["data"]
         for group in commit.get("experiments") or []:
             for state in group.get("revs") or []:
                 if state.get("data"):
                     yield state.get("name") or group.get("name") or state["rev"][:7], state["data"]
+        if commit.get("rev") != "workspace" and commit.get("data"):
+            yield commit.get("name") or commit["rev"][:7], commit["data"]
 
 
 def _metrics(data: dict[str, Any], path: str) -> dict[str, Any] | None:
@@ -119,21 +120,21 @@ def matrix(points: list[GridPoint], metric: str) -> list[list[float]]:
             for layer in layers]
 
 
-def markdown_tables(points: list[GridPoint]) -> str:
+def markdown_tables(points: list[GridPoint], domain: str) -> str:
     """One markdown table per metric: a row per layer, a column per alpha, '–' where no run finished."""
     layers, alphas = axes(points)
     parts = []
     for metric, title in METRICS.items():
         rows = matrix(points, metric)
-        lines = [f"**{title}**", "", "| layer \\ alpha | " + " | ".join(f"{a:g}" for a in alphas) + " |",
-                 "|---|" + "---|" * len(alphas)]
+        header = "| layer \\ alpha | " + " | ".join(f"{a:g}" for a in alphas) + " |"
+        lines = [f"**{title.format(domain=domain)}**", "", header, "|---|" + "---|" * len(alphas)]
         lines += [f"| {layer} | " + " | ".join("–" if math.isnan(v) else f"{v:.3f}" for v in row) + " |"
                   for layer, row in zip(layers, rows)]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
 
-def heatmaps(points: list[GridPoint]) -> bytes:
+def heatmaps(points: list[GridPoint], domain: str) -> bytes:
     """PNG of one heat map per metric over the grid, each cell labelled with its value."""
     from matplotlib.figure import Figure
 
@@ -146,10 +147,12 @@ def heatmaps(points: list[GridPoint]) -> bytes:
         ax.set_yticks(range(len(layers)), [str(layer) for layer in layers])
         ax.set_xlabel("alpha")
         ax.set_ylabel("amateur layer")
-        ax.set_title(title)
+        ax.set_title(title.format(domain=domain))
         for i, row in enumerate(rows):
             for j, value in enumerate(row):
-                ax.text(j, i, "–" if math.isnan(value) else f"{value:.3f}", ha="center", va="center", color="w")
+                light = not math.isnan(value) and image.norm(value) > 0.5  # viridis is light at the top
+                ax.text(j, i, "–" if math.isnan(value) else f"{value:.3f}", ha="center", va="center",
+                        color="black" if light else "white")
         figure.colorbar(image, ax=ax)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
@@ -163,7 +166,8 @@ def read_exp_show(path: str | os.PathLike[str] | None = None) -> list[dict[str, 
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UsageError(f"`dvc exp show --json` failed here ({last}): run it in the project, or pass its output file")
+            raise UsageError(f"`dvc exp show --json` failed here ({last}): run it in the project, "
+                             "or pass its saved output")
         text, where = result.stdout, "`dvc exp show --json`"
     else:
         if not Path(path).is_file():
@@ -175,12 +179,13 @@ def read_exp_show(path: str | os.PathLike[str] | None = None) -> list[dict[str, 
         raise UsageError(f"{where} is not JSON ({error.msg}, line {error.lineno})") from None
 
 
-def write_grid(points: list[GridPoint], png: str | os.PathLike[str], markdown: str | os.PathLike[str]) -> None:
+def write_grid(points: list[GridPoint], domain: str, png: str | os.PathLike[str],
+               markdown: str | os.PathLike[str]) -> None:
     """The heat maps and the markdown tables, each written atomically."""
     if not points:
         raise UsageError("the experiments hold no finished run with layer, alpha and ACD metrics: "
                          "run the grid first (dvc exp run --run-all)")
     with atomic_path(png) as tmp:
-        tmp.write_bytes(heatmaps(points))
+        tmp.write_bytes(heatmaps(points, domain))
     with atomic_path(markdown) as tmp:
-        tmp.write_text(markdown_tables(points), encoding="utf-8")
+        tmp.write_text(markdown_tables(points, domain), encoding="utf-8")
