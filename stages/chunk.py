@@ -1,4 +1,7 @@
-"""DVC stage `chunk`: the corpus (params `corpus`, tokenizer of `model`) -> data/blocks (token blocks + manifest)."""
+"""DVC stage `chunk`: the corpus (params `corpus`, tokenizer of `model`) -> data/blocks (token blocks + manifest).
+
+With imported heads (`heads.source` not `train`) it reads no corpus: data/blocks holds only a manifest saying so.
+"""
 
 import sys
 

@@ -1,6 +1,7 @@
 """DVC stage `train_heads`: data/blocks + frozen `model` -> models/heads, metrics/train_heads.json, train_loss.csv.
 
 Several GPUs: `torchrun --nproc_per_node N stages/train_heads.py` (or `accelerate launch`), same outputs.
+With `heads.source` naming a released multi-exit checkpoint it imports those heads instead of training.
 """
 
 import sys

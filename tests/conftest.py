@@ -9,10 +9,12 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from acd.heads import ExitHeads
 from acd.loading import load_pretrained
@@ -71,3 +73,25 @@ def heads_for(tmp_path_factory: pytest.TempPathFactory):
         return cache[model_dir]
 
     return make
+
+
+def write_multiexit(model_dir: Path, target: Path, layers: tuple[int, ...] = (2, 4), seed: int = 3) -> Path:
+    """``model_dir`` saved in the released multi-exit layout: base weights + lm_head_<L> tensors, layers in config."""
+    target.mkdir(parents=True)
+    for item in model_dir.iterdir():
+        (target / item.name).write_bytes(item.read_bytes())
+    tensors = load_file(str(target / "model.safetensors"))
+    config = json.loads((target / "config.json").read_text())
+    generator = torch.Generator().manual_seed(seed)
+    for layer in layers:
+        shape = (config["vocab_size"], config["n_embd"])
+        tensors[f"name_to_lm_exit_head.lm_head_{layer}.weight"] = torch.randn(shape, generator=generator)
+    save_file(tensors, str(target / "model.safetensors"), metadata={"format": "pt"})
+    config["lm_head_layer_indices"] = [*layers, "original"]
+    (target / "config.json").write_text(json.dumps(config))
+    return target
+
+
+@pytest.fixture(scope="session")
+def multiexit_checkpoint(tiny_gpt2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_multiexit(tiny_gpt2, tmp_path_factory.mktemp("released") / "multiexit")

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import acd
 from acd.multiexit import import_multiexit_heads
-
-
-@pytest.fixture()
-def multiexit_checkpoint(tiny_gpt2: Path, tmp_path: Path) -> Path:
-    """The tiny model saved in the released layout: base weights + lm_head_<L> tensors, layers in config."""
-    target = tmp_path / "multiexit"
-    target.mkdir()
-    for item in tiny_gpt2.iterdir():
-        (target / item.name).write_bytes(item.read_bytes())
-    tensors = load_file(str(target / "model.safetensors"))
-    generator = torch.Generator().manual_seed(3)
-    for layer in (2, 4):
-        tensors[f"name_to_lm_exit_head.lm_head_{layer}.weight"] = torch.randn(50257, 32, generator=generator)
-    save_file(tensors, str(target / "model.safetensors"), metadata={"format": "pt"})
-    config = json.loads((target / "config.json").read_text())
-    config["lm_head_layer_indices"] = [2, 4, "original"]
-    (target / "config.json").write_text(json.dumps(config))
-    return target
 
 
 def test_released_heads_import_and_drive_acd(multiexit_checkpoint: Path) -> None:

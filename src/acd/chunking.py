@@ -450,6 +450,10 @@ def load_blocks(directory: str | os.PathLike[str], verify: bool = True) -> Block
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest.get("format") != BLOCKS_FORMAT or manifest.get("version") != BLOCKS_VERSION:
         raise UsageError(f"blocks={str(directory)!r} is not {BLOCKS_FORMAT!r} v{BLOCKS_VERSION}: rerun the chunk stage")
+    if "skipped" in manifest:
+        source = manifest["skipped"]["heads.source"]
+        raise UsageError(f"blocks={str(directory)!r} holds no blocks: chunk skipped the corpus for "
+                         f"heads.source={source!r}; set heads.source: train and rerun chunk")
     arrays = {}
     for split in SPLITS:
         path = directory / f"{split}.npy"
@@ -483,8 +487,25 @@ def chunk_benchmark(model: str, files: list[str], n_documents: int = 100_000, nu
 
 def run_from_params(params_file: str | os.PathLike[str] = "params.yaml", out: str = "data/blocks",
                     work: str = "checkpoints/chunk") -> dict[str, Any]:
-    """The ``chunk`` stage: read params.yaml (``model``, ``corpus``), write ``out`` (work shards in ``work``)."""
+    """The ``chunk`` stage: read params.yaml (``model``, ``corpus``, ``heads``), write ``out`` (shards in ``work``).
+
+    With imported heads (``heads.source`` not ``train``) nothing trains on blocks: ``out`` holds only a
+    manifest saying so, and the corpus is never read.
+    """
+    from acd.heads_source import heads_params
     from acd.params import ModelName, pick, read_params, section
 
     raw = read_params(params_file)
-    return chunk_corpus(section(raw, "corpus", CorpusParams), pick(raw, ModelName).model, out, work)
+    corpus, model, heads = section(raw, "corpus", CorpusParams), pick(raw, ModelName).model, heads_params(raw)
+    if heads.imported:
+        return skip_blocks(out, heads.source)
+    return chunk_corpus(corpus, model, out, work)
+
+
+def skip_blocks(out: str | os.PathLike[str], source: str) -> dict[str, Any]:
+    """The chunk output when heads are imported: a manifest with no blocks, which :func:`load_blocks` refuses."""
+    manifest = {"format": BLOCKS_FORMAT, "version": BLOCKS_VERSION, "skipped": {"heads.source": source},
+                "blocks": {split: 0 for split in SPLITS}}
+    with atomic_dir(out) as tmp:
+        write_json(tmp / MANIFEST_NAME, manifest)
+    return manifest

@@ -128,23 +128,33 @@ def inspect_command(
         console.print(f"wrote {out}", markup=False, highlight=False)
 
 @app.command()
-def chunk(params: str = typer.Option("params.yaml", help="Params file (reads model and corpus).")) -> None:
+def chunk(params: str = typer.Option("params.yaml", help="Params file (reads model, corpus and heads).")) -> None:
     """The chunk stage: tokenize the corpus into data/blocks (token blocks + manifest)."""
     from acd.chunking import run_from_params
 
     manifest = run_from_params(params)
+    if "skipped" in manifest:
+        typer.echo(f"data/blocks: no blocks, heads.source={manifest['skipped']['heads.source']!r} imports the heads")
+        return
     typer.echo(f"data/blocks: {manifest['blocks']['train']} training and {manifest['blocks']['val']} validation "
                f"blocks of {manifest['block_size']} tokens from {manifest['documents']} documents")
 
 
 @app.command("train-heads")
-def train_heads(params: str = typer.Option("params.yaml", help="Params file (reads model, seed and train).")) -> None:
-    """The train_heads stage: train exit heads on data/blocks into models/heads (torchrun for several GPUs)."""
+def train_heads(
+    params: str = typer.Option("params.yaml", help="Params file (reads model, seed, train and heads)."),
+) -> None:
+    """The train_heads stage: train exit heads on data/blocks into models/heads (torchrun for several GPUs),
+    or import released ones when heads.source names a multi-exit checkpoint."""
     import os
 
     from acd.training import run_from_params
 
     metrics = run_from_params(params)
+    if metrics is not None and "imported_from" in metrics:
+        typer.echo(f"models/heads: exits {metrics['exit_layers']} imported from {metrics['imported_from']} "
+                   f"(base checked: {', '.join(metrics['base_tensors_checked'])})")
+        return
     if metrics is not None and os.environ.get("RANK", "0") == "0":
         for name, values in metrics["exits"].items():
             typer.echo(f"{name}: val loss {values['val_loss']:.4f}, perplexity {values['val_perplexity']:.2f}")
@@ -275,6 +285,21 @@ def bench(
     for name, record in results.items():
         typer.echo(summary(name, record))
     typer.echo(f"wrote {out}")
+
+
+@app.command("grid-plot")
+def grid_plot(
+    exp_json: Optional[str] = typer.Argument(None, help="Saved `dvc exp show --json` output (default: run it here)."),
+    domain: str = typer.Option("wikitext", help="Generation domain of the greedy diversity, or 'mean' over domains."),
+    out: str = typer.Option("metrics/grid.png", help="Heat maps (PNG)."),
+    table: str = typer.Option("metrics/grid.md", help="The same numbers as markdown tables."),
+) -> None:
+    """LAMBADA accuracy and greedy diversity of ACD over the layer × alpha grid of DVC experiments."""
+    from acd.grid import grid_points, markdown_tables, read_exp_show, write_grid
+
+    points = grid_points(read_exp_show(exp_json), domain)
+    write_grid(points, domain, out, table)
+    typer.echo(markdown_tables(points, domain) + f"\nwrote {out} and {table}")
 
 
 @app.command()

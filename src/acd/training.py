@@ -433,13 +433,27 @@ def train_heads(
     return metrics
 
 
+def write_imported(heads: ExitHeads, source: str, checked: list[str], outputs: Outputs) -> dict[str, Any]:
+    """Released heads as this stage's outputs: the heads, metrics naming the source, a loss log with no steps."""
+    metrics = {"imported_from": source, "exit_layers": heads.exit_layers, "base_tensors_checked": checked}
+    with atomic_dir(outputs.heads) as tmp:
+        heads.save(tmp, metadata={"imported_from": source, "base_tensors_checked": checked})
+    write_json(outputs.metrics, metrics)
+    write_text(outputs.loss_log, loss_csv([], [str(Exit(layer, "head")) for layer in heads.exit_layers]))
+    return metrics
+
+
 def run_from_params(params_file: str | os.PathLike[str] = "params.yaml", blocks_dir: str = "data/blocks",
                     outputs: Outputs = Outputs()) -> dict[str, Any] | None:
-    """The ``train_heads`` stage: read params.yaml (``model``, ``seed``, ``train``), train, write outputs."""
+    """The ``train_heads`` stage: read params.yaml (``model``, ``seed``, ``train``, ``heads``), train or import."""
+    from acd.heads_source import heads_params, import_heads
     from acd.params import ModelSeed, pick, read_params, section
 
     raw = read_params(params_file)
-    top, params = pick(raw, ModelSeed), section(raw, "train", TrainParams)
+    top, params, source = pick(raw, ModelSeed), section(raw, "train", TrainParams), heads_params(raw)
+    if source.imported:  # released heads: no blocks, no training
+        heads, checked = import_heads(source.source, top.model)
+        return write_imported(heads, source.source, checked, outputs)
     world = init_world()
     try:
         blocks = load_blocks(blocks_dir)
