@@ -61,6 +61,9 @@ def import_multiexit_heads(source: str | os.PathLike[str]) -> ExitHeads:
     source = str(source)
     config_path = _fetch(source, "config.json")
     if config_path is None:
+        if not Path(source).exists():
+            raise UsageError(f"heads={source!r} does not exist: give a heads directory (the train_heads output) "
+                             "or a multi-exit checkpoint (a local directory, or a hub id when online)")
         raise UsageError(f"heads={source!r} has no config.json: not a multi-exit checkpoint")
     config = json.loads(config_path.read_text(encoding="utf-8"))
     if "lm_head_layer_indices" not in config:
