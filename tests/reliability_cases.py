@@ -93,7 +93,7 @@ class Case:
 
 
 GENERATE_ACD = ("stages/generate.py", "acd", "greedy")
-ACD_GENERATE = ("acd", "generate", "Hi", "--model", "models/base", "--heads", "models/heads", "--layer", "2")
+ACD_GENERATE = ("acd", "generate", "Hi", "--model", "models/base", "--heads", "models/heads")
 CHUNK = ("stages/chunk.py",)
 
 CASES: list[Case] = [
@@ -136,36 +136,36 @@ CASES: list[Case] = [
     Case("block-size-above-context", "`corpus.block_size` above the model's context", CHUNK,
          "corpus.block_size=2048 is not allowed: model='models/base' reads at most 1024 positions",
          params={"corpus.block_size": 2048}),
-    Case("heads-missing", "heads directory missing", GENERATE_ACD,
+    Case("heads-missing", "`models/heads` missing (train_heads never ran)", GENERATE_ACD,
          "heads='models/heads' does not exist: give a heads directory (the train_heads output) or a multi-exit "
          "checkpoint (a local directory, or a hub id when online)", prepare=remove("models/heads")),
-    Case("heads-truncated", "heads file truncated", GENERATE_ACD,
+    Case("heads-truncated", "`models/heads/heads.safetensors` truncated", GENERATE_ACD,
          "heads='models/heads': heads.safetensors does not match the sha256 in heads.json (truncated or replaced); "
          "retrain or re-import the heads", prepare=truncate("models/heads/heads.safetensors", 1000)),
-    Case("heads-other-model", "heads of another model (hidden size, layers)", GENERATE_ACD,
+    Case("heads-other-model", "`models/heads` trained on another model (hidden size 16, 6 layers)", GENERATE_ACD,
          "heads='models/other-model' do not fit this model: heads have vocab 50257, hidden size 16, 6 layers; the "
          "model has vocab 50257, hidden size 32, 4 layers", prepare=swap_heads("other-model")),
-    Case("heads-other-vocab", "heads of another vocabulary", GENERATE_ACD,
+    Case("heads-other-vocab", "`models/heads` of another vocabulary (1000 tokens)", GENERATE_ACD,
          "heads='models/other-vocab' do not fit this model: heads have vocab 1000, hidden size 32, 4 layers; the "
          "model has vocab 50257, hidden size 32, 4 layers", prepare=swap_heads("other-vocab")),
-    Case("corpus-empty", "empty corpus", CHUNK,
+    Case("corpus-empty", "empty corpus (blank lines only)", CHUNK,
          "corpus.files=['data/empty.txt'] holds no documents (every row is blank): give a corpus with text in it",
          params={"corpus.files": ["data/empty.txt"]}, prepare=write_file("data/empty.txt", b"\n \n")),
-    Case("corpus-not-utf8", "corpus not UTF-8", CHUNK,
+    Case("corpus-not-utf8", "corpus not UTF-8 (Latin-1 line)", CHUNK,
          "corpus.files: 'data/latin1.txt' is not UTF-8 (line 2, invalid continuation byte): convert it with iconv "
          "or drop it",
          params={"corpus.files": ["data/latin1.txt"]}, prepare=write_file("data/latin1.txt", b"fine\ncaf\xe9 au lait\n")),
-    Case("corpus-too-small", "corpus too small for the validation and training blocks", CHUNK,
+    Case("corpus-too-small", "corpus too small (one short document)", CHUNK,
          "corpus.n_documents=300 gave 1 documents, 5 tokens, 0 blocks of 64: too few for corpus.val_blocks=2 plus "
          "training blocks; add documents or lower corpus.val_blocks", params={"corpus.files": ["data/short.txt"]},
          prepare=write_file("data/short.txt", b"A few words.\n"), after_progress=True),
-    Case("prompts-malformed", "malformed prompt jsonl", GENERATE_ACD,
+    Case("prompts-malformed", "prompt jsonl with a torn line", GENERATE_ACD,
          "prompts='data/prompts/wikitext.jsonl': line 2 is not valid JSON (one object per line)",
          prepare=write_file("data/prompts/wikitext.jsonl", b'{"id": "w-1", "prompt": "The city"}\n{"id": "w-2", \n')),
     Case("prompts-no-field", "prompt jsonl without a `prompt` field", GENERATE_ACD,
          "prompts='data/prompts/wikitext.jsonl': line 1 needs string field(s) 'id', 'prompt'",
          prepare=write_file("data/prompts/wikitext.jsonl", b'{"id": "w-1", "text": "The city"}\n')),
-    Case("prompt-source-malformed", "malformed prompt source jsonl", ("stages/prompts.py",),
+    Case("prompt-source-malformed", "prompt source jsonl not JSON", ("stages/prompts.py",),
          "prompts.domains.wikitext.files='data/wiki.jsonl': line 1 is not valid JSON (one object per line)",
          params={"prompts.domains.wikitext.files": ["data/wiki.jsonl"]}, prepare=write_file("data/wiki.jsonl", b"text\n")),
     Case("exit-layers-above-model", "`train.exit_layers` above the model's layers", ("stages/train_heads.py",),
@@ -174,7 +174,7 @@ CASES: list[Case] = [
     Case("unknown-parameter", "misspelt parameter", ("stages/generate.py", "plain", "greedy"),
          "generation.max_new_token is not a known parameter: known are batch_size, dtype, layer_sweep_domains, "
          "max_new_tokens, strategies", params={"generation.max_new_token": 10}),
-    Case("params-not-yaml", "params.yaml not valid YAML", GENERATE_ACD,
+    Case("params-not-yaml", "`params.yaml` not valid YAML", GENERATE_ACD,
          "params='params.yaml' is not valid YAML (while parsing a flow sequence)",
          prepare=write_file("params.yaml", b"model: models/base\nalpha: [0.1\n")),
 ]
