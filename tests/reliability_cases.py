@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BEGIN, END = "<!-- reliability-table: begin (python tests/reliability_cases.py --write) -->", "<!-- reliability-table: end -->"
+BEGIN = "<!-- reliability-table: begin (python tests/reliability_cases.py --write) -->"
+END = "<!-- reliability-table: end -->"
 
 # The project every case starts from (built by tests/test_reliability.py): a tiny 4-layer GPT-2 in
 # models/base with exit heads on layers 2 and 4 in models/heads, chunked blocks, prompts, and earlier outputs.
@@ -123,7 +124,8 @@ CASES: list[Case] = [
          "generation.layer_sweep_domains: no prompts at data/prompts/books.jsonl; domains must be in prompts.domains",
          params={"generation.layer_sweep_domains": ["books"]}),
     Case("task-unknown", "unknown lm-eval task",
-         ("acd", "lm-eval", "--tasks", "lambada_locall", "--model-args", "pretrained=models/base", "--no-default-tasks"),
+         ("acd", "lm-eval", "--tasks", "lambada_locall", "--model-args", "pretrained=models/base",
+          "--no-default-tasks"),
          "task='lambada_locall' is not a known lm-eval task: close matches are lambada_local, acd_local"),
     Case("group-unknown", "unknown benchmark group", ("stages/benchmark_layers.py", "squad"),
          "group='squad' is not in benchmarks.tasks: known groups are lambada"),
@@ -154,7 +156,8 @@ CASES: list[Case] = [
     Case("corpus-not-utf8", "corpus not UTF-8 (Latin-1 line)", CHUNK,
          "corpus.files: 'data/latin1.txt' is not UTF-8 (line 2, invalid continuation byte): convert it with iconv "
          "or drop it",
-         params={"corpus.files": ["data/latin1.txt"]}, prepare=write_file("data/latin1.txt", b"fine\ncaf\xe9 au lait\n")),
+         params={"corpus.files": ["data/latin1.txt"]},
+         prepare=write_file("data/latin1.txt", b"fine\ncaf\xe9 au lait\n")),
     Case("corpus-too-small", "corpus too small (one short document)", CHUNK,
          "corpus.n_documents=300 gave 1 documents, 5 tokens, 0 blocks of 64: too few for corpus.val_blocks=2 plus "
          "training blocks; add documents or lower corpus.val_blocks", params={"corpus.files": ["data/short.txt"]},
@@ -167,7 +170,8 @@ CASES: list[Case] = [
          prepare=write_file("data/prompts/wikitext.jsonl", b'{"id": "w-1", "text": "The city"}\n')),
     Case("prompt-source-malformed", "prompt source jsonl not JSON", ("stages/prompts.py",),
          "prompts.domains.wikitext.files='data/wiki.jsonl': line 1 is not valid JSON (one object per line)",
-         params={"prompts.domains.wikitext.files": ["data/wiki.jsonl"]}, prepare=write_file("data/wiki.jsonl", b"text\n")),
+         params={"prompts.domains.wikitext.files": ["data/wiki.jsonl"]},
+         prepare=write_file("data/wiki.jsonl", b"text\n")),
     Case("exit-layers-above-model", "`train.exit_layers` above the model's layers", ("stages/train_heads.py",),
          "train.exit_layers=[2, 9] is not allowed: layer 9 is outside 1..4 of model='models/base'",
          params={"train.exit_layers": [2, 9]}),

@@ -102,7 +102,9 @@ def run_case(case: Case, project: Path, where: Path) -> Outcome:
 
 
 @pytest.fixture(scope="module")
-def outcomes(request: pytest.FixtureRequest, project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+def outcomes(
+    request: pytest.FixtureRequest, project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Outcome]:
     """The selected cases run side by side: each process mostly imports torch, so they overlap well."""
     selected = {item.callspec.params["case"].id for item in request.session.items
                 if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)}
@@ -119,8 +121,9 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case: Case, outcomes: dict
     assert "Traceback" not in stderr, stderr
     assert outcome.result.returncode == 2, stderr
     lines = stderr.splitlines()
-    if case.after_progress:  # the progress bar of the work that found it may come first
-        lines = [line for line in lines if line.startswith("error:")] if lines[-1:] == [f"error: {case.message}"] else lines
+    if case.after_progress:  # the progress bar of the work that found it comes first; the error is last
+        assert lines[-1:] == [f"error: {case.message}"], stderr
+        lines = [line for line in lines if line.startswith("error:")]
     assert lines == [f"error: {case.message}"]
     assert outcome.after == outcome.before  # earlier outputs byte-identical, nothing half-written beside them
 
