@@ -10,7 +10,7 @@ from pathlib import Path
 
 from acd.decoding import strategy_kwargs
 from acd.errors import UsageError
-from acd.generation import GenerationParams, Plain, Sweep, generate_domains, generate_layer_sweep
+from acd.generation import GenerationParams, Plain, Sweep, generate_domains, generate_layer_sweep, read_prompt_sets
 from acd.loading import load
 from acd.params import Decoding, pick, read_params, section
 from acd.stage import run_stage
@@ -32,28 +32,29 @@ def main() -> None:
                 raise UsageError(
                     f"generation.layer_sweep_domains: no prompts at {path}; domains must be in prompts.domains"
                 )
+        prompt_sets = read_prompt_sets(files)
         model, tokenizer = load(top.model, heads=HEADS, dtype=generation.dtype)
-        generate_layer_sweep(model, tokenizer, files, OUT / "layers", JOURNAL / "layers", model_name=top.model,
+        generate_layer_sweep(model, tokenizer, prompt_sets, OUT / "layers", JOURNAL / "layers", model_name=top.model,
                              params=generation, seed=top.seed)
         return
     if kind not in ("plain", "acd") or len(rest) != 1:
         raise UsageError(f"arguments={sys.argv[1:]} are not allowed: {USAGE}")
     strategy = rest[0]
     strategy_kwargs(strategy)
-    if kind == "plain":
-        top = pick(params, Plain)
+    top = pick(params, Plain) if kind == "plain" else pick(params, Decoding)
+    files = sorted(PROMPTS.glob("*.jsonl"))
+    if not files:
+        raise UsageError(f"prompts={str(PROMPTS)!r} holds no <domain>.jsonl: run the prompts stage first")
+    prompt_sets = read_prompt_sets(files)  # every input is checked before the model loads
+    if isinstance(top, Plain):
         # The original head is the pretrained model itself: no heads needed (e.g. GPT2-XL for Table 3).
         heads = HEADS if top.expert == "new" else None
         model, tokenizer = load(top.model, heads=heads, expert=top.expert, dtype=generation.dtype)
     else:
-        top = pick(params, Decoding)
         model, tokenizer = load(top.model, heads=HEADS, layer=top.layer, alpha=top.alpha, expert=top.expert,
                                 amateur=top.amateur, dtype=generation.dtype)
-    files = sorted(PROMPTS.glob("*.jsonl"))
-    if not files:
-        raise UsageError(f"prompts={str(PROMPTS)!r} holds no <domain>.jsonl: run the prompts stage first")
-    generate_domains(model, tokenizer, files, OUT / kind / strategy, JOURNAL / kind / strategy, model_name=top.model,
-                     kind=kind, strategy=strategy, params=generation, seed=top.seed)
+    generate_domains(model, tokenizer, prompt_sets, OUT / kind / strategy, JOURNAL / kind / strategy,
+                     model_name=top.model, kind=kind, strategy=strategy, params=generation, seed=top.seed)
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def test_unreachable_hub_names_the_offline_params(tiny_gpt2: Path, tmp_path: Pat
     ("make", "message"),
     [
         (lambda d: (d / "bad.txt").write_bytes(b"fine line\ncaf\xe9 au lait\n"), r"bad.txt' is not UTF-8 \(line 2"),
-        (lambda d: (d / "empty.txt").write_text("\n  \n"), r"gave 0 documents, 0 tokens, 0 blocks"),
+        (lambda d: (d / "empty.txt").write_text("\n  \n"), r"empty.txt.\] holds no documents \(every row is blank\)"),
         (lambda d: (d / "short.txt").write_text("Just a few words.\n"), r"too few for corpus.val_blocks=3"),
         (lambda d: (d / "x.jsonl").write_text('{"body": "hi"}\n'), r"^corpus.text_field='text': line 1"),
         (lambda d: (d / "x.csv").write_text("a\n"), r"x.csv' is not allowed: use .txt, .jsonl, .parquet"),

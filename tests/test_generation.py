@@ -9,7 +9,9 @@ import pytest
 import acd.generation as generation
 from acd.decoding import STRATEGIES
 from acd.errors import UsageError
-from acd.generation import GenerationParams, batch_seed, generate_domains, generate_file, generate_layer_sweep, read_generations
+from acd.generation import (
+    GenerationParams, batch_seed, generate_domains, generate_file, generate_layer_sweep, read_generations, read_prompt_sets,
+)
 from acd.jsonl import write_jsonl
 from acd.loading import load
 from acd.params import build
@@ -33,7 +35,7 @@ def prompt_file(tmp_path: Path) -> Path:
 def test_every_strategy_runs(kind: str, tiny_gpt2: Path, gpt2_heads: Path, prompt_file: Path, tmp_path: Path) -> None:
     model, tokenizer = load(tiny_gpt2, heads=gpt2_heads, layer=None if kind == "plain" else 2, device="cpu")
     for strategy in STRATEGIES:
-        (out,) = generate_domains(model, tokenizer, [prompt_file], tmp_path / kind / strategy, tmp_path / "journal" / kind / strategy,
+        (out,) = generate_domains(model, tokenizer, read_prompt_sets([prompt_file]), tmp_path / kind / strategy, tmp_path / "journal" / kind / strategy,
                                   model_name="tiny", kind=kind, strategy=strategy, params=SMALL, seed=0)
         rows = read_generations(out)
         assert [row["id"] for row in rows] == ["t-0", "t-1", "t-2"]
@@ -94,7 +96,7 @@ def test_batch_seed_is_stable() -> None:
 
 def test_layer_sweep_decodes_each_exit_alone(tiny_gpt2: Path, gpt2_heads: Path, prompt_file: Path, tmp_path: Path) -> None:
     model, tokenizer = load(tiny_gpt2, heads=gpt2_heads, device="cpu")
-    outs = generate_layer_sweep(model, tokenizer, [prompt_file], tmp_path / "layers", tmp_path / "journal",
+    outs = generate_layer_sweep(model, tokenizer, read_prompt_sets([prompt_file]), tmp_path / "layers", tmp_path / "journal",
                                 model_name="tiny", params=SMALL, seed=0)
     assert [path.relative_to(tmp_path / "layers").as_posix() for path in outs] == ["t/layer-02.jsonl", "t/layer-04.jsonl"]
     for path, layer in zip(outs, (2, 4)):

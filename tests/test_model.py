@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import acd
+import acd.model
 import acd.tiny
 from acd.architectures import architecture_of, final_norm
 from acd.decoding import STRATEGIES, generate_batch
@@ -55,6 +56,22 @@ def test_forward_equals_contrast_of_independent_exits(tiny_any: Path, heads_for,
     assert logits.shape == (2, batch.input_ids.shape[1], 50257)
     torch.testing.assert_close(logits, expected, atol=2e-5, rtol=1e-5)
     torch.testing.assert_close(logits.exp().sum(-1), torch.ones(logits.shape[:2]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_model_computes_acd_in_float32(tiny_gpt2: Path, gpt2_heads: Path, dtype: torch.dtype) -> None:
+    """The body and heads run in half precision; the contrast itself is float32 (finite, normalised)."""
+    model, tokenizer = acd.load(tiny_gpt2, heads=gpt2_heads, layer=2, dtype=dtype, device="cpu")
+    assert model.dtype == dtype and model.acd_heads[2].weight.dtype == dtype
+    batch = tokenizer(TEXT, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = model(**batch).logits
+        body = acd.model.run_body(model, input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        expert = acd.model.exit_logits(model, model.acd_heads, acd.Exit(4, "head"), body, slice(None))
+        amateur = acd.model.exit_logits(model, model.acd_heads, acd.Exit(2, "head"), body, slice(None))
+    assert expert.dtype == dtype and logits.dtype == torch.float32 and torch.isfinite(logits).all()
+    torch.testing.assert_close(logits, acd.acd_log_probs(expert.float(), amateur.float()), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits.logsumexp(-1), torch.zeros(logits.shape[:2]), atol=1e-5, rtol=0)
 
 
 def test_plain_model_is_the_original(tiny_gpt2: Path) -> None:

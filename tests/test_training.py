@@ -100,6 +100,14 @@ def test_loss_falls_base_untouched_outputs_written(tiny_gpt2: Path, blocks_dir: 
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_same_params_and_seed_give_byte_identical_outputs(tiny_gpt2: Path, blocks_dir: Path, tmp_path: Path) -> None:
+    """Determinism on CPU: the metrics JSON, the loss log and the heads file repeat byte for byte."""
+    for run in ("one", "two"):
+        train(tiny_gpt2, blocks_dir, tmp_path / run, replace(PARAMS, max_steps=3))
+    for name in ("metrics.json", "loss.csv", "heads/heads.safetensors", "heads/heads.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
 def test_chunked_loss_equals_full_logits(tiny_gpt2: Path, blocks_dir: Path) -> None:
     model, _ = load_pretrained(tiny_gpt2, device="cpu")
     heads = ExitHeads.for_model(model, [1, 3, 4], base_model="tiny", seed=3)

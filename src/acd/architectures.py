@@ -29,7 +29,11 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 def architecture_of(model: nn.Module) -> Architecture:
-    model_type = getattr(model.config, "model_type", None)
+    return architecture_for(getattr(model.config, "model_type", None))
+
+
+def architecture_for(model_type: str | None) -> Architecture:
+    """The entry for a config's ``model_type`` (checkable before the weights are loaded)."""
     if model_type not in ARCHITECTURES:
         raise UsageError(
             f"model_type={model_type!r} is not supported: supported are {', '.join(sorted(ARCHITECTURES))} "

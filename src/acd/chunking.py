@@ -292,7 +292,7 @@ def tokenize_corpus(
     if shards and (documents >= corpus.n_documents or shards[-1].documents < corpus.shard_documents):
         return shards  # finished before: the corpus ran out or n_documents was reached
     tokenize = Tokenize(tokenizer, corpus.num_proc)
-    progress = tqdm(total=corpus.n_documents, initial=documents, unit="doc", desc="chunk", dynamic_ncols=True)
+    progress: tqdm | None = None  # shown once the first documents are read, so bad input stays one line
     started, new_tokens = time.perf_counter(), 0
     try:
         stream = corpus_rows(corpus, skip=rows)
@@ -308,6 +308,9 @@ def tokenize_corpus(
                         break
             if not texts:
                 break
+            if progress is None:
+                progress = tqdm(total=corpus.n_documents, initial=documents, unit="doc", desc="chunk",
+                                dynamic_ncols=True)
             pieces = []
             for group in _batched(_batched(texts, corpus.tokenize_batch), 4 * corpus.num_proc):
                 pieces.extend(piece.astype(dtype) for piece in tokenize(group))
@@ -323,7 +326,8 @@ def tokenize_corpus(
             if len(texts) < wanted:
                 break  # the corpus ran out
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
         tokenize.close()
     return shards
 
@@ -398,6 +402,10 @@ def chunk_corpus(corpus: CorpusParams, model: str, out: str | os.PathLike[str],
         shutil.rmtree(work, ignore_errors=True)  # bad input: nothing half-made stays behind
         raise
     documents, tokens = sum(s.documents for s in shards), sum(s.tokens for s in shards)
+    if documents == 0:
+        shutil.rmtree(work, ignore_errors=True)
+        source = f"corpus.files={corpus.files}" if corpus.source == "files" else f"corpus.hub_id={corpus.hub_id!r}"
+        raise UsageError(f"{source} holds no documents (every row is blank): give a corpus with text in it")
     n_blocks = tokens // corpus.block_size
     if n_blocks <= corpus.val_blocks:
         shutil.rmtree(work, ignore_errors=True)

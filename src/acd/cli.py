@@ -314,13 +314,47 @@ def demo(
     typer.echo(f"\nDemo repository: {path}\nTry: cd {dir} && dvc exp run -S alpha=0.2 && dvc exp show && dvc plots show")
 
 
+def option_error(error: Exception, args: list[str]) -> str:
+    """A bad option as one line naming it and the value given (click's own text says what is allowed)."""
+    param, message = getattr(error, "param", None), getattr(error, "message", str(error))
+    opts = getattr(param, "opts", [])
+    for index, arg in enumerate(args):
+        for opt in opts:
+            if opt.startswith("--") and arg.startswith(opt + "="):
+                value = arg[len(opt) + 1:]
+            elif arg == opt and index + 1 < len(args):
+                value = args[index + 1]
+            else:
+                continue
+            return f"{param.name}={value!r} is not allowed: {message[:1].lower()}{message[1:]}"
+    return f"{error.format_message()} (see --help)"  # type: ignore[attr-defined]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: turn UsageError into ``error: ...`` and exit code 2."""
+    """Console entry point: UsageError and bad options become one line ``error: ...`` and exit code 2."""
     try:
-        app(args=argv, standalone_mode=True)
+        from typer._click import exceptions as click_errors  # typer vendors click from 0.2x on
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click_errors
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = app(args=args, standalone_mode=False)
     except UsageError as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(2)
+    except click_errors.NoArgsIsHelpError as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click_errors.UsageError as error:
+        typer.echo(f"error: {option_error(error, args)}", err=True)
+        sys.exit(2)
+    except click_errors.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click_errors.Abort:
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,6 @@ def parse_exits(spec: str | Sequence[str], model: Any) -> dict[str, Contrast]:
             contrasts["acd"] = model.acd_contrast
             continue
         for exit in exits:
-            check_exit(model, model.acd_heads, exit, "exit")
+            check_exit(num_layers(model), model.acd_heads, exit, "exit")
             contrasts.setdefault(str(exit), Contrast(expert=exit))
     return contrasts

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -187,10 +187,15 @@ class Sweep:
     seed: int = 0
 
 
+def read_prompt_sets(prompt_files: Sequence[Path]) -> dict[Path, list[dict[str, Any]]]:
+    """Every prompt file, read and checked: before the model loads, so a malformed file fails in seconds."""
+    return {Path(path): read_prompts(path) for path in prompt_files}
+
+
 def generate_domains(
     model: Any,
     tokenizer: Any,
-    prompt_files: Sequence[Path],
+    prompt_sets: Mapping[Path, Sequence[dict[str, Any]]],
     out_dir: str | os.PathLike[str],
     journal_dir: str | os.PathLike[str],
     *,
@@ -200,21 +205,21 @@ def generate_domains(
     params: GenerationParams,
     seed: int,
 ) -> list[Path]:
-    """One generations file per prompt file (same name), with the model as it is set now."""
+    """One generations file per prompt file (same name, from :func:`read_prompt_sets`), with the model as set now."""
     settings = generation_settings(model, model_name, kind, strategy, params.max_new_tokens)
     return [
         generate_file(
-            model, tokenizer, read_prompts(path), Path(out_dir) / path.name, journal=Path(journal_dir) / path.name,
+            model, tokenizer, prompts, Path(out_dir) / path.name, journal=Path(journal_dir) / path.name,
             settings=settings, batch_size=params.batch_size, seed=seed,
         )
-        for path in prompt_files
+        for path, prompts in prompt_sets.items()
     ]
 
 
 def generate_layer_sweep(
     model: Any,
     tokenizer: Any,
-    prompt_files: Sequence[Path],
+    prompt_sets: Mapping[Path, Sequence[dict[str, Any]]],
     out_dir: str | os.PathLike[str],
     journal_dir: str | os.PathLike[str],
     *,
@@ -227,8 +232,7 @@ def generate_layer_sweep(
     if heads is None:
         raise UsageError("the per-exit sweep needs trained exit heads: heads is missing")
     outputs = []
-    for path in prompt_files:
-        prompts = read_prompts(path)
+    for path, prompts in prompt_sets.items():
         for layer in heads.exit_layers:
             model.set_contrast(expert=Exit(layer, "head"), amateur=None)
             settings = generation_settings(model, model_name, "layer", "greedy", params.max_new_tokens)

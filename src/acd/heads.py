@@ -95,9 +95,11 @@ class ExitHeads(nn.Module):
 
     def check_compatible(self, model: nn.Module) -> None:
         """Raise UsageError when these heads were built for a model of another shape."""
-        lm_head = model.get_output_embeddings()
-        vocab_size, hidden_size = lm_head.weight.shape
-        n_layers = num_layers(model)
+        vocab_size, hidden_size = model.get_output_embeddings().weight.shape
+        self.check_fits(vocab_size, hidden_size, num_layers(model))
+
+    def check_fits(self, vocab_size: int, hidden_size: int, n_layers: int) -> None:
+        """The shape check alone, so it can run on a model's config before its weights are loaded."""
         ours = (self.config.vocab_size, self.config.hidden_size, self.config.num_layers)
         if ours != (vocab_size, hidden_size, n_layers):
             raise UsageError(

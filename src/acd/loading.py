@@ -16,10 +16,10 @@ from transformers import (
 )
 
 from acd.errors import UsageError
+from acd.architectures import architecture_for
 from acd.heads import ExitHeads
 from acd.multiexit import load_heads
-from acd.model import Contrast, Exit, make_auto_contrastive
-from acd.architectures import num_layers
+from acd.model import Contrast, Exit, check_contrast, make_auto_contrastive
 
 EXPERT_KINDS = ("original", "new")
 AMATEUR_KINDS = ("head", "lens")
@@ -120,8 +120,12 @@ def load(
     if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 1):
         raise UsageError(f"layer={layer!r} is out of range: it must be an integer >= 1 (an exit layer)")
     exit_heads = heads if isinstance(heads, ExitHeads) or heads is None else load_heads(heads)
-    model, tokenizer = load_pretrained(model_name_or_path, device=device, dtype=dtype)
-    n_layers = num_layers(model)
+    # The config (seconds, no weights) is enough to check the heads and both exits.
+    config = load_config(model_name_or_path)
+    architecture_for(config.model_type)
+    n_layers = config.num_hidden_layers
+    if exit_heads is not None:
+        exit_heads.check_fits(config.vocab_size, config.hidden_size, n_layers)
     if expert is None:
         expert = "new" if exit_heads is not None and n_layers in exit_heads else "original"
     if amateur is None:
@@ -134,6 +138,8 @@ def load(
         keep_tail=keep_tail,
         amateur_temperature=amateur_temperature,
     )
+    check_contrast(n_layers, exit_heads, contrast)
+    model, tokenizer = load_pretrained(model_name_or_path, device=device, dtype=dtype)
     return make_auto_contrastive(model, contrast, exit_heads), tokenizer
 
 

@@ -63,9 +63,8 @@ class Contrast:
             )
 
 
-def check_exit(model: nn.Module, heads: ExitHeads | None, exit: Exit, role: str) -> None:
-    """Raise UsageError unless ``exit`` exists on this model with these heads."""
-    n_layers = num_layers(model)
+def check_exit(n_layers: int, heads: ExitHeads | None, exit: Exit, role: str) -> None:
+    """Raise UsageError unless ``exit`` exists on a model of ``n_layers`` layers with these heads."""
     if exit.kind not in EXIT_KINDS:
         raise UsageError(f"{role}={exit.kind!r} is not allowed: use one of {', '.join(EXIT_KINDS)}")
     if isinstance(exit.layer, bool) or not isinstance(exit.layer, int) or not 1 <= exit.layer <= n_layers:
@@ -76,6 +75,13 @@ def check_exit(model: nn.Module, heads: ExitHeads | None, exit: Exit, role: str)
             f"layer={exit.layer} has no trained head for {role}='head' ({trained}); "
             f"train one, pick a trained layer, or use {role}='lens'"
         )
+
+
+def check_contrast(n_layers: int, heads: ExitHeads | None, contrast: Contrast) -> None:
+    """Both exits of ``contrast`` exist on a model of ``n_layers`` layers with these heads."""
+    check_exit(n_layers, heads, contrast.expert, "expert")
+    if contrast.amateur is not None:
+        check_exit(n_layers, heads, contrast.amateur, "amateur")
 
 
 def hidden_at(model: nn.Module, body_output: Any, layer: int, keep: slice | torch.Tensor) -> torch.Tensor:
@@ -209,9 +215,7 @@ class AutoContrastiveMixin:
     def set_contrast(self, **changes: Any) -> Contrast:
         """Change alpha, layer exits, etc. in place, checked as at load time."""
         contrast = replace(self.acd_contrast, **changes)
-        check_exit(self, self.acd_heads, contrast.expert, "expert")
-        if contrast.amateur is not None:
-            check_exit(self, self.acd_heads, contrast.amateur, "amateur")
+        check_contrast(num_layers(self), self.acd_heads, contrast)
         self.acd_contrast = contrast
         return contrast
 

@@ -42,16 +42,16 @@ def _fetch(source: str, filename: str, where: str = "heads") -> Path | None:
         return Path(hf_hub_download(source, filename))
     except EntryNotFoundError as error:
         if isinstance(error, LocalEntryNotFoundError):  # offline and not in the cache: a subclass, not an answer
-            raise _unreachable(source, where, error) from None
+            raise _unreachable(source, where, "no connection, and not in the local cache") from None
         return None
     except Exception as error:  # offline, unknown repo, no permission: one line for the user
-        raise _unreachable(source, where, error) from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise _unreachable(source, where, first) from None
 
 
-def _unreachable(source: str, where: str, error: Exception) -> UsageError:
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return UsageError(f"{where}={source!r} is not a local directory and cannot be reached on the hub ({first}); "
-                      f"offline, point {where} at a local directory holding the checkpoint")
+def _unreachable(source: str, where: str, reason: str) -> UsageError:
+    return UsageError(f"{where}={source!r} is not a local directory and cannot be reached on the hub ({reason}); "
+                      f"offline, point {where} at a local directory (exit heads or a multi-exit checkpoint)")
 
 
 def is_multiexit(source: str | os.PathLike[str]) -> bool:
