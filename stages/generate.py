@@ -10,7 +10,7 @@ from pathlib import Path
 
 from acd.decoding import strategy_kwargs
 from acd.errors import UsageError
-from acd.generation import GenerationParams, Plain, Sweep, generate_domains, generate_layer_sweep
+from acd.generation import GenerationParams, Plain, Sweep, generate_domains, generate_layer_sweep, load_generator
 from acd.loading import load
 from acd.params import Decoding, pick, read_params, section
 from acd.stage import run_stage
@@ -40,15 +40,8 @@ def main() -> None:
         raise UsageError(f"arguments={sys.argv[1:]} are not allowed: {USAGE}")
     strategy = rest[0]
     strategy_kwargs(strategy)
-    if kind == "plain":
-        top = pick(params, Plain)
-        # The original head is the pretrained model itself: no heads needed (e.g. GPT2-XL for Table 3).
-        heads = HEADS if top.expert == "new" else None
-        model, tokenizer = load(top.model, heads=heads, expert=top.expert, dtype=generation.dtype)
-    else:
-        top = pick(params, Decoding)
-        model, tokenizer = load(top.model, heads=HEADS, layer=top.layer, alpha=top.alpha, expert=top.expert,
-                                amateur=top.amateur, dtype=generation.dtype)
+    top = pick(params, Plain) if kind == "plain" else pick(params, Decoding)
+    model, tokenizer = load_generator(top, HEADS, generation.dtype, contrast=kind == "acd")
     files = sorted(PROMPTS.glob("*.jsonl"))
     if not files:
         raise UsageError(f"prompts={str(PROMPTS)!r} holds no <domain>.jsonl: run the prompts stage first")

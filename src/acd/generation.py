@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from acd.decoding import STRATEGIES, batches, generate_new_tokens, generated_lengths
 from acd.errors import UsageError
-from acd.loading import describe
+from acd.loading import describe, load
 from acd.model import Exit
 from acd.prompts import read_prompts
 from acd.jsonl import read_jsonl, write_jsonl
@@ -185,6 +185,20 @@ class Sweep:
 
     model: str
     seed: int = 0
+
+
+def load_generator(
+    top: Plain | Any, heads: str | os.PathLike[str], dtype: str, contrast: bool
+) -> tuple[Any, Any]:
+    """The model a generation stage decodes with: the expert alone (``contrast=False``) or ACD.
+
+    ``top`` is :class:`Plain` or :class:`acd.params.Decoding`; the original head alone is the
+    pretrained model itself and loads no heads (e.g. GPT2-XL for Table 3).
+    """
+    if not contrast:
+        return load(top.model, heads=heads if top.expert == "new" else None, expert=top.expert, dtype=dtype)
+    return load(top.model, heads=heads, layer=top.layer, alpha=top.alpha, expert=top.expert, amateur=top.amateur,
+                dtype=dtype)
 
 
 def generate_domains(
