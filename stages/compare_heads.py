@@ -1,7 +1,7 @@
 """DVC stages for paper App. C, Table 6: the original vs the new expert head, alone and with ACD.
 
     python stages/compare_heads.py plain    # compare_heads_plain: greedy WikiText-103 from the other expert alone
-    python stages/compare_heads.py acd      # compare_heads_acd: the other expert with ACD: greedy + LAMBADA + WikiText-2
+    python stages/compare_heads.py acd      # compare_heads_acd: the other expert + ACD: greedy, LAMBADA, WikiText-2
     python stages/compare_heads.py report   # compare_heads: all four settings -> metrics/compare_heads.{json,md}
 
 "The other expert" is the one params `expert` does not name; the pipeline's own stages already

@@ -66,8 +66,9 @@ def test_each_setting_comes_from_the_document_of_its_expert(named: str) -> None:
     markdown = render_markdown([report_table(document)])
     # ours (paper Table 6; LAMBADA ppl from Table 4 where the paper gives one)
     assert "| L-24orig | 0.22 (0.22) | 0.11 (0.63) | 0.43 (0.43) | 26.0 (26.8) | 18.0 (18.3) |" in markdown
-    assert "| L-24new+acd | 0.75 (0.75) | 0.38 (0.63) | 0.55 (0.55) | 57.0 (57.2) | 15.0 (15.4) |" in markdown
-    assert "| L-24orig+acd | 0.62 (0.62) |" in markdown
+    assert "| L-24new+ACD | 0.75 (0.75) | 0.38 (0.63) | 0.55 (0.55) | 57.0 (57.2) | 15.0 (15.4) |" in markdown
+    assert "| L-24orig+ACD | 0.62 (0.62) |" in markdown
+    assert "paper: gpt2-medium, Table 6" in markdown and "no numbers for this model" not in markdown
 
 
 def test_missing_cells_name_what_to_change() -> None:
@@ -155,7 +156,7 @@ def test_stages_offline_on_the_tiny_model(tmp_path: Path, tiny_gpt2: Path, gpt2_
     assert table["new+acd"]["wikitext_perplexity"] != table["original+acd"]["wikitext_perplexity"]
     assert all(value is not None for row in table.values() for value in row.values())
     assert document["settings"]["n_prompts"] == 2
-    assert "| L-4new+acd |" in Path("metrics/compare_heads.md").read_text()
+    assert "| L-4new+ACD |" in Path("metrics/compare_heads.md").read_text()
 
     run("generation_table.py")
     point = json.loads(Path("metrics/plots/generation_acd.json").read_text())

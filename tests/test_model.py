@@ -179,6 +179,6 @@ def test_unloadable_model_names_the_param_and_the_offline_run(tmp_path: Path) ->
     from acd.loading import load_config, load_pretrained
 
     for loader in (load_pretrained, load_config):
-        with pytest.raises(acd.UsageError, match=r"^model='.*no-model' cannot be loaded .*point model at a local directory"
-                                             r".*`acd demo`"):
+        with pytest.raises(acd.UsageError,
+                           match=r"^model='.*no-model' cannot be loaded .*point model at a local directory.*`acd demo`"):
             loader(tmp_path / "no-model")

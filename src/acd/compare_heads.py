@@ -127,15 +127,16 @@ def report_table(document: dict[str, Any]) -> Table:
     table4 = {"original": paper.TABLE4_LAMBADA.get(paper_model, {}),
               "new+acd": paper.TABLE4_LAMBADA.get(f"{paper_model}+acd", {})}
     n_layers = settings["exit_layer"]
+    digits = {"wikitext_perplexity": 1, "lambada_perplexity": 1}
     rows = []
     for setting in SETTINGS:
         reference = {**theirs[setting], "lambada_perplexity": table4.get(setting, {}).get("perplexity")}
-        name = f"L-{n_layers}{setting.replace('original', 'orig')}"
-        digits = {"wikitext_perplexity": 1, "lambada_perplexity": 1}
+        name = f"L-{n_layers}{setting.replace('original', 'orig').replace('+acd', '+ACD')}"
         rows.append([name] + [_cell(table[setting].get(key), reference.get(key), digits.get(key, 2))
                               for key, _ in TABLE_COLUMNS])
-    note = (f"ours ({label} {paper_model}, Table 6; LAMBADA ppl: Table 4). Model `{settings['model']}`, exit layer "
-            f"{n_layers}: orig = the pretrained head, new = the trained head; +ACD = against amateur "
+    unmatched = "" if label == "paper" else f"; the paper reports none for this model, so these are {paper_model}'s"
+    note = (f"ours (paper: {paper_model}, Table 6; LAMBADA ppl: Table 4{unmatched}). Model `{settings['model']}`, "
+            f"exit layer {n_layers}: orig = the pretrained head, new = the trained head; +ACD = against amateur "
             f"{settings['amateur']}, alpha {settings['alpha']}. Greedy on {settings['n_prompts']} {DOMAIN} prompts; "
             f"LAMBADA = {settings['lambada_task']}, WikiText-2 = {settings['wikitext_task']}.")
     return Table(title="Original vs new expert head, alone and with ACD (paper App. C, Table 6)",
