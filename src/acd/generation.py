@@ -25,6 +25,7 @@ from acd.decoding import STRATEGIES, batches, generate_new_tokens, generated_len
 from acd.errors import UsageError
 from acd.loading import describe, load
 from acd.model import Exit
+from acd.params import Decoding
 from acd.prompts import read_prompts
 from acd.jsonl import read_jsonl, write_jsonl
 
@@ -187,13 +188,10 @@ class Sweep:
     seed: int = 0
 
 
-def load_generator(
-    top: Plain | Any, heads: str | os.PathLike[str], dtype: str, contrast: bool
-) -> tuple[Any, Any]:
-    """The model a generation stage decodes with: the expert alone (``contrast=False``) or ACD.
+def load_generator(top: Plain | Decoding, heads: str | os.PathLike[str], dtype: str, contrast: bool) -> tuple[Any, Any]:
+    """The model a generation stage decodes with: ``top``'s expert alone, or ACD (``contrast``, ``top`` a Decoding).
 
-    ``top`` is :class:`Plain` or :class:`acd.params.Decoding`; the original head alone is the
-    pretrained model itself and loads no heads (e.g. GPT2-XL for Table 3).
+    The original head alone is the pretrained model itself and loads no heads (e.g. GPT2-XL for Table 3).
     """
     if not contrast:
         return load(top.model, heads=heads if top.expert == "new" else None, expert=top.expert, dtype=dtype)
