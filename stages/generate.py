@@ -10,7 +10,9 @@ from pathlib import Path
 
 from acd.decoding import strategy_kwargs
 from acd.errors import UsageError
-from acd.generation import GenerationParams, Plain, Sweep, generate_domains, generate_layer_sweep, read_prompt_sets
+from acd.generation import (
+    GenerationParams, Plain, Sweep, generate_domains, generate_layer_sweep, load_generator, read_prompt_sets,
+)
 from acd.loading import load
 from acd.params import Decoding, pick, read_params, section
 from acd.stage import run_stage
@@ -46,13 +48,7 @@ def main() -> None:
     if not files:
         raise UsageError(f"prompts={str(PROMPTS)!r} holds no <domain>.jsonl: run the prompts stage first")
     prompt_sets = read_prompt_sets(files)  # every input is checked before the model loads
-    if isinstance(top, Plain):
-        # The original head is the pretrained model itself: no heads needed (e.g. GPT2-XL for Table 3).
-        heads = HEADS if top.expert == "new" else None
-        model, tokenizer = load(top.model, heads=heads, expert=top.expert, dtype=generation.dtype)
-    else:
-        model, tokenizer = load(top.model, heads=HEADS, layer=top.layer, alpha=top.alpha, expert=top.expert,
-                                amateur=top.amateur, dtype=generation.dtype)
+    model, tokenizer = load_generator(top, HEADS, generation.dtype, contrast=kind == "acd")
     generate_domains(model, tokenizer, prompt_sets, OUT / kind / strategy, JOURNAL / kind / strategy,
                      model_name=top.model, kind=kind, strategy=strategy, params=generation, seed=top.seed)
 

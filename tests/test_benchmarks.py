@@ -217,6 +217,7 @@ def test_unreachable_dataset_names_task_dataset_and_the_local_way(tmp_path: Path
     assert "\n" not in message
     assert "task='hub_probe'" in message and "'acd-tests/not-on-this-machine'" in message
     assert "dataset_path: json" in message and "include_path" in message
+    assert "lambada_local" in message and "`acd demo`" in message
 
 
 def test_local_tasks_load_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -123,7 +123,8 @@ def test_hub_source_streams_parquet_rows(tmp_path: Path) -> None:
 
 
 def test_unreachable_hub_names_the_offline_params(tiny_gpt2: Path, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"^corpus.hub_id='statmt/cc100' cannot be read .*corpus.source: files"):
+    with pytest.raises(UsageError,
+                       match=r"^corpus.hub_id='statmt/cc100' cannot be read .*corpus.source: files.*`acd demo`"):
         chunk_corpus(CorpusParams(n_documents=10), str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
     assert not (tmp_path / "blocks").exists()
 

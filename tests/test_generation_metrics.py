@@ -38,7 +38,8 @@ def test_pooler_output_path_runs_on_a_bert_model() -> None:
 
 
 def test_unloadable_coherence_model_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"^coherence_model='.*nothing' cannot be loaded"):
+    with pytest.raises(UsageError, match=r"^generation_metrics\.coherence_model='.*nothing' cannot be loaded .*"
+                       r"coherence_pooling: sentence-transformers.*`acd demo`"):
         CoherenceScorer(str(tmp_path / "nothing"), "pooler")
 
 

@@ -190,3 +190,12 @@ def test_heads_round_trip_and_truncation_is_caught(tmp_path: Path, gpt2_heads: P
         ExitHeads.load(tmp_path)
     with pytest.raises(acd.UsageError, match=r"heads.json is missing"):
         ExitHeads.load(tmp_path / "nowhere")
+
+
+def test_unloadable_model_names_the_param_and_the_offline_run(tmp_path: Path) -> None:
+    from acd.loading import load_config, load_pretrained
+
+    for loader in (load_pretrained, load_config):
+        with pytest.raises(acd.UsageError,
+                           match=r"^model='.*no-model' cannot be loaded .*point model at a local directory.*`acd demo`"):
+            loader(tmp_path / "no-model")

@@ -91,7 +91,7 @@ def test_empty_or_malformed_files(tmp_path: Path) -> None:
 def test_unloadable_hub_dataset_says_how_to_go_offline() -> None:
     source = Source(hub="no-such-user/no-such-dataset", split="test")
     with pytest.raises(UsageError, match=r"^prompts\.domains\.news: hub dataset 'no-such-user/no-such-dataset' .* cannot be "
-                       r"loaded .*set prompts\.domains\.news\.files to local jsonl files"):
+                       r"loaded .*set prompts\.domains\.news\.files to local jsonl files.*`acd demo`"):
         build_prompts("news", source, params(1), seed=0)
 
 

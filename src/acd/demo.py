@@ -119,11 +119,11 @@ def reproduce(directory: Path) -> None:
 
 
 def print_reports(directory: Path) -> None:
-    """The reports beside the paper's numbers: generation tables, then the benchmark report."""
+    """The reports beside the paper's numbers: generation tables, the benchmark report, Table 6 (compare_heads)."""
     run([sys.executable, "-m", "acd.cli", "report", "generation"], directory)
-    report = directory / "metrics" / "benchmarks" / "report.md"
-    if report.is_file():
-        print(report.read_text(encoding="utf-8"))
+    for report in (directory / "metrics" / "benchmarks" / "report.md", directory / "metrics" / "compare_heads.md"):
+        if report.is_file():
+            print(report.read_text(encoding="utf-8"))
 
 
 def run_demo(directory: str | os.PathLike[str] = "demo", force: bool = False, reports: bool = True) -> Path:

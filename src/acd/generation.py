@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 
 from acd.decoding import STRATEGIES, batches, generate_new_tokens, generated_lengths
 from acd.errors import UsageError
-from acd.loading import describe
+from acd.loading import describe, load
 from acd.model import Exit
+from acd.params import Decoding
 from acd.prompts import read_prompts
 from acd.jsonl import read_jsonl, write_jsonl
 
@@ -190,6 +191,17 @@ class Sweep:
 def read_prompt_sets(prompt_files: Sequence[Path]) -> dict[Path, list[dict[str, Any]]]:
     """Every prompt file, read and checked: before the model loads, so a malformed file fails in seconds."""
     return {Path(path): read_prompts(path) for path in prompt_files}
+
+
+def load_generator(top: Plain | Decoding, heads: str | os.PathLike[str], dtype: str, contrast: bool) -> tuple[Any, Any]:
+    """The model a generation stage decodes with: ``top``'s expert alone, or ACD (``contrast``, ``top`` a Decoding).
+
+    The original head alone is the pretrained model itself and loads no heads (e.g. GPT2-XL for Table 3).
+    """
+    if not contrast:
+        return load(top.model, heads=heads if top.expert == "new" else None, expert=top.expert, dtype=dtype)
+    return load(top.model, heads=heads, layer=top.layer, alpha=top.alpha, expert=top.expert, amateur=top.amateur,
+                dtype=dtype)
 
 
 def generate_domains(

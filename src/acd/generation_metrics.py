@@ -156,6 +156,17 @@ def layer_rows(tree: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: (row["domain"], row["layer"]))
 
 
+def acd_plot_rows(tree: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Greedy ACD per domain as the ACD point of the per-exit plot (Fig. 2): at its expert's layer."""
+    from acd.benchmarks import exit_point
+
+    return [
+        {"domain": domain, "layer": exit_point(cell["settings"]["expert"], {})[1], "exit": "acd",
+         **{key: cell["metrics"].get(key) for key in LAYER_COLUMNS[2:]}}
+        for domain, cell in sorted(tree.get("greedy", {}).items())
+    ]
+
+
 def write_layer_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> None:
     """The sweep as CSV for ``dvc plots`` (x: layer; y: diversity, coherence)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:

@@ -15,8 +15,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from acd.errors import UsageError
 from acd.architectures import architecture_for
+from acd.errors import OFFLINE_RUN, UsageError
 from acd.heads import ExitHeads
 from acd.multiexit import load_heads
 from acd.model import Contrast, Exit, check_contrast, make_auto_contrastive
@@ -57,7 +57,7 @@ def _cannot_load(name: str, error: Exception) -> UsageError:
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return UsageError(
         f"model={name!r} cannot be loaded ({first}); offline, point model at a local directory "
-        "(e.g. one written by `acd demo` or save_pretrained)"
+        f"(one written by save_pretrained or `acd tiny-model DIR`), {OFFLINE_RUN}"
     )
 
 

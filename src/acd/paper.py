@@ -85,6 +85,16 @@ TABLE6_EXPERT_HEADS: dict[str, dict[str, dict[str, float]]] = {
     },
 }
 
+
+
+def table6_model(name: str) -> tuple[str, str]:
+    """The paper's Table 6 model matching ``name`` (gpt2-medium when none does), and how to label its columns."""
+    for model in TABLE6_EXPERT_HEADS:
+        if name.lower().rstrip("/").endswith(model.lower().split("/")[-1]):
+            return model, "paper"
+    return "gpt2-medium", "paper (gpt2-medium)"
+
+
 # App. D: inter-annotator agreement (mean pairwise Cohen's kappa) of the human evaluation, per question.
 HUMAN_EVAL_KAPPA = {"fluency": 0.15, "coherence": 0.34, "overall": 0.42}
 

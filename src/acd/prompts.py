@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from acd.errors import UsageError
+from acd.errors import OFFLINE_RUN, UsageError
 from acd.jsonl import read_jsonl
 
 PACKAGE_PREFIX = "acd:"  # files given as acd:data/sample/x.jsonl ship inside the package
@@ -97,7 +97,8 @@ def hub_texts(source: Source, where: str) -> Iterator[str]:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UsageError(
             f"{where}: hub dataset {source.hub!r} (config {source.config!r}, split {source.split!r}) cannot be "
-            f"loaded ({first}); offline, set {where}.files to local jsonl files with a {source.text_field!r} field"
+            f"loaded ({first}); offline, set {where}.files to local jsonl files with a {source.text_field!r} field "
+            f"(acd ships samples: acd:data/sample/<wikitext|wikinews|bookcorpus>.jsonl), {OFFLINE_RUN}"
         ) from None
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from acd.errors import UsageError
+from acd.errors import OFFLINE_RUN, UsageError
 
 LOCAL_TASKS = Path(str(resources.files("acd") / "data" / "tasks"))
 
@@ -135,8 +135,9 @@ def unreachable_message(manager: Any, name: str, error: BaseException) -> str:
     return (
         f"task={name!r}: {_dataset_of(manager, name)} cannot be loaded ({reason}); offline, copy the task's "
         "YAML into a directory with `dataset_path: json` and `dataset_kwargs: {data_files: {<split>: FILE.jsonl}}` "
-        "and pass that directory as include_path (benchmarks.include_path, or --include-path); "
-        f"the YAMLs in {LOCAL_TASKS} are examples"
+        "and pass that directory as include_path (benchmarks.include_path, or --include-path), or name acd's "
+        f"local copies in benchmarks.tasks (lambada_local, wikitext_local, ...: the YAMLs in {LOCAL_TASKS}), "
+        f"{OFFLINE_RUN}"
     )
 
 
