@@ -1,8 +1,9 @@
-"""``acd bench``: what ACD costs over the plain model, measured side by side in one process.
+"""``acd bench``: what ACD costs over the plain model, the one-pass exit sweep, head training and chunking.
 
 Each figure runs its variants interleaved, repetition by repetition (the order flips every
 repetition), and reports the median of the per-repetition ratios, so a slow spell on a shared
-machine slows both sides of a ratio alike. :data:`FIGURES` maps a figure's name to the function
+machine slows both sides of a ratio alike. The head-training figures run in a spawned child
+process (:mod:`acd.bench_training`), so its memory peak is its own and goes back when it ends. :data:`FIGURES` maps a figure's name to the function
 that measures it; the results, keyed by name, go to ``metrics/bench.json``, each with its goal,
 the timings behind it, its setup and the machine it ran on. A figure is one more entry there.
 """
@@ -76,7 +77,7 @@ class Workload:
 
 FULL = Workload()
 # On a CPU: 12 heads with AdamW and 4x512 full logits need over 25 GB and minutes a step; 4 heads, 1x256 fit.
-CPU = replace(FULL, sweep_batch=1, train_exits=4, train_micro_batch=1, train_seq_len=256)
+CPU = replace(FULL, sweep_batch=1, sweep_tokens=64, train_exits=4, train_micro_batch=1, train_seq_len=256)
 QUICK = Workload(new_tokens=8, score_tokens=64, sweep_batch=1, sweep_tokens=32, train_exits=2, train_micro_batch=1,
                  train_seq_len=64, reps=2)
 
