@@ -3,9 +3,10 @@
 Each figure runs its variants interleaved, repetition by repetition (the order flips every
 repetition), and reports the median of the per-repetition ratios, so a slow spell on a shared
 machine slows both sides of a ratio alike. The head-training figures run in a spawned child
-process (:mod:`acd.bench_training`), so its memory peak is its own and goes back when it ends. :data:`FIGURES` maps a figure's name to the function
-that measures it; the results, keyed by name, go to ``metrics/bench.json``, each with its goal,
-the timings behind it, its setup and the machine it ran on. A figure is one more entry there.
+process (:mod:`acd.bench_training`), so its memory peak is its own and goes back when it ends.
+:data:`FIGURES` maps a figure's name to the function that measures it; the results, keyed by
+name, go to ``metrics/bench.json``, each with its goal, the timings behind it, its setup and the
+machine it ran on. A figure is one more entry there.
 """
 
 from __future__ import annotations
@@ -258,6 +259,11 @@ class Bench:
             logits = model(self.token_ids(1, min(64, self.workload.score_tokens))).logits
         return round(plausible_mask(torch.log_softmax(logits.float(), dim=-1), 0.1).float().mean().item(), 4)
 
+    @functools.cached_property
+    def training(self) -> dict[str, Any]:
+        """Both losses' head-training steps, measured once in a child process for the three training figures."""
+        return measure_in_child(functools.partial(build_base, self.options, self.device), train_workload(self))
+
     def setup(self) -> dict[str, Any]:
         n_layers = num_layers(self.model)
         return {
@@ -425,7 +431,7 @@ def sweep_speedup(bench: Bench) -> dict[str, Any]:
     machine_info = machine(bench.device)
     model = bench.model
     n_layers = num_layers(model)
-    layers = spread_layers(n_layers, n_layers // 2)
+    layers = spread_layers(n_layers, max(1, n_layers // 2))
     heads = ExitHeads.for_model(model, layers, base_model=bench.options.model, seed=bench.options.seed)
     texts = bench.token_ids(workload.sweep_batch, workload.sweep_tokens).tolist()
     inputs = [text[:-1] for text in texts]
@@ -467,12 +473,6 @@ def train_workload(bench: Bench) -> TrainWorkload:
                          seq_len=workload.train_seq_len, reps=workload.reps, seed=bench.options.seed)
 
 
-@functools.cache
-def _training(bench: Bench) -> dict[str, Any]:
-    """One child process measures both losses; the three training figures read its result."""
-    return measure_in_child(functools.partial(build_base, bench.options, bench.device), train_workload(bench))
-
-
 def train_setup(bench: Bench, raw: dict[str, Any]) -> dict[str, Any]:
     workload = train_workload(bench)
     return {
@@ -494,21 +494,21 @@ def train_setup(bench: Bench, raw: dict[str, Any]) -> dict[str, Any]:
 
 def train_step_tokens_per_s(bench: Bench) -> dict[str, Any]:
     """Head-training tokens (targets) per second of one step (forward, backward, AdamW), chunked loss."""
-    raw = _training(bench)
+    raw = bench.training
     cases = summarise(raw, train_workload(bench))
     return figure(cases["chunked"]["tokens_per_s"], cases, train_setup(bench, raw), machine(bench.device))
 
 
 def train_peak_mem_bytes(bench: Bench) -> dict[str, Any]:
     """Peak bytes above the steady state during a head-training step's forward and backward, chunked loss."""
-    raw = _training(bench)
+    raw = bench.training
     cases = summarise(raw, train_workload(bench))
     return figure(cases["chunked"]["peak_above_steady_bytes"], cases, train_setup(bench, raw), machine(bench.device))
 
 
 def chunked_over_full_peak_mem(bench: Bench) -> dict[str, Any]:
     """train_peak_mem_bytes of the chunked loss over that of full logits (median of back-to-back pairs)."""
-    raw = _training(bench)
+    raw = bench.training
     cases = summarise(raw, train_workload(bench))
     return figure(peak_ratio(raw), cases, train_setup(bench, raw), machine(bench.device), goal_max=0.35)
 

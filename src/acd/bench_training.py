@@ -99,7 +99,7 @@ def tensor_bytes(tensors: Any) -> int:
 
 
 def measure_training(model: torch.nn.Module, workload: TrainWorkload) -> dict[str, Any]:
-    """Per loss: each repetition's step seconds and peak bytes above the steady state; plus what the steady state holds."""
+    """Per loss, each repetition's step seconds and peak bytes above the steady state; the steady state's tensors."""
     device = str(next(model.parameters()).device)
     layers = spread_layers(num_layers(model), workload.exits)
     heads = ExitHeads.for_model(model, layers, base_model="benchmark", seed=workload.seed).to(device)

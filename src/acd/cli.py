@@ -264,7 +264,7 @@ def bench(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     figure: Optional[list[str]] = typer.Option(None, "--figure", help="Measure only this figure (repeatable)."),
     corpus: Optional[list[str]] = typer.Option(
-        None, "--corpus", help="Corpus file for chunk_tokens_per_s (.txt/.jsonl/.parquet, repeatable; default: the sample)."
+        None, "--corpus", help="Corpus file for chunk_tokens_per_s (.txt/.jsonl/.parquet, repeatable; default: sample)."
     ),
 ) -> None:
     """Time ACD against the plain model, the exit sweep, head training and chunking; write the figures to OUT."""

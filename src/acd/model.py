@@ -158,7 +158,8 @@ def contrast_logits(
     # Chunks of whole rows (batch x positions flattened) are contiguous: a slice along positions
     # alone is strided when batch > 1, and each op would first copy it.
     vocab = expert.shape[-1]
-    rows_out, rows_expert, rows_amateur = log_probs.view(-1, vocab), expert.reshape(-1, vocab), amateur.reshape(-1, vocab)
+    rows_out = log_probs.view(-1, vocab)
+    rows_expert, rows_amateur = expert.reshape(-1, vocab), amateur.reshape(-1, vocab)
     step = max(1, contrast_chunk_elements(expert.device) // vocab)
     for start in range(0, rows_out.shape[0], step):
         rows = slice(start, start + step)
