@@ -89,12 +89,33 @@ def test_defaults_follow_the_heads(tiny_gpt2: Path, gpt2_heads: Path) -> None:
     assert (str(without.acd_contrast.expert), str(without.acd_contrast.amateur)) == ("lens4", "lens2")
 
 
-def test_only_last_position_is_computed_during_generation(tiny_gpt2: Path, gpt2_heads: Path) -> None:
+def test_only_last_position_is_computed_during_generation(
+    tiny_gpt2: Path, gpt2_heads: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import acd.model
+
     model, tokenizer = acd.load(tiny_gpt2, heads=gpt2_heads, layer=2, device="cpu")
     shapes: list[tuple[int, ...]] = []
-    model.acd_heads[2].register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape)))
+    project = acd.model.project
+
+    def recording(head: torch.nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
+        logits = project(head, hidden)
+        if head is model.acd_heads[2]:
+            shapes.append(tuple(logits.shape))
+        return logits
+
+    monkeypatch.setattr(acd.model, "project", recording)
     generate_batch(model, tokenizer, TEXT, "greedy", max_new_tokens=3)
-    assert shapes and all(shape[1] == 1 for shape in shapes)
+    assert shapes and all(shape[:2] == (2, 1) for shape in shapes)
+
+
+def test_projection_of_a_few_rows_equals_the_linear_layer() -> None:
+    from acd.model import FEW_ROWS, project
+
+    head = torch.nn.Linear(16, 300, bias=True)
+    for rows in (1, 3, FEW_ROWS + 1):
+        hidden = torch.randn(1, rows, 16)
+        torch.testing.assert_close(project(head, hidden), head(hidden))
 
 
 def test_lens_pair_at_the_last_position_equals_the_full_forward(tiny_any: Path) -> None:

@@ -1,10 +1,12 @@
-"""``acd bench``: what ACD costs over the plain model, measured side by side in one process.
+"""``acd bench``: what ACD costs over the plain model, the one-pass exit sweep, head training and chunking.
 
 Each figure runs its variants interleaved, repetition by repetition (the order flips every
 repetition), and reports the median of the per-repetition ratios, so a slow spell on a shared
-machine slows both sides of a ratio alike. :data:`FIGURES` maps a figure's name to the function
-that measures it; the results, keyed by name, go to ``metrics/bench.json``, each with its goal,
-the timings behind it, its setup and the machine it ran on. A figure is one more entry there.
+machine slows both sides of a ratio alike. The head-training figures run in a spawned child
+process (:mod:`acd.bench_training`), so its memory peak is its own and goes back when it ends.
+:data:`FIGURES` maps a figure's name to the function that measures it; the results, keyed by
+name, go to ``metrics/bench.json``, each with its goal, the timings behind it, its setup and the
+machine it ran on. A figure is one more entry there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -29,12 +32,16 @@ from tqdm import tqdm
 from transformers import AutoModelForCausalLM, GPT2Config, PretrainedConfig
 
 from acd.architectures import num_layers
+from acd.bench_training import MEMORY_METHODS, TrainWorkload, measure_in_child, peak_ratio, spread_layers, summarise
+from acd.chunking import FILE_SUFFIXES, chunk_benchmark, resolve_file
 from acd.contrast import plausible_mask
 from acd.errors import UsageError
+from acd.exits import parse_exits, score_exits
 from acd.heads import ExitHeads
 from acd.io import write_json
 from acd.loading import DTYPES, load_pretrained, resolve_dtype
 from acd.model import AutoContrastiveMixin, Contrast, Exit, make_auto_contrastive
+from acd.tiny import gpt2_tokenizer
 
 DEFAULT_OUT = "metrics/bench.json"
 DEVICES = ("cpu", "cuda")
@@ -53,18 +60,27 @@ AMATEURS = ("head", "lens")
 
 @dataclass(frozen=True)
 class Workload:
-    """The sizes the figures run (issue 7); ``QUICK`` keeps the model and shrinks the sequences."""
+    """The sizes the figures run. ``FULL`` is issue 7's; ``CPU`` and ``QUICK`` shrink what a CPU cannot afford."""
 
     prompt_tokens: int = 32
     new_tokens: int = 64
     greedy_batches: tuple[int, ...] = (1, 8)
     score_tokens: int = 512
     score_batch: int = 8
+    sweep_batch: int = 8  # texts of sweep_tokens tokens, each scored on its last sweep_continuation tokens
+    sweep_tokens: int = 128
+    sweep_continuation: int = 4
+    train_exits: int = 12  # heads, spread evenly up to the last layer (2, 4, ..., 24 of GPT2-Medium)
+    train_micro_batch: int = 4
+    train_seq_len: int = 512
     reps: int = 3
 
 
 FULL = Workload()
-QUICK = Workload(new_tokens=8, score_tokens=64, reps=2)
+# On a CPU: 12 heads with AdamW and 4x512 full logits need over 25 GB and minutes a step; 4 heads, 1x256 fit.
+CPU = replace(FULL, sweep_batch=1, sweep_tokens=64, train_exits=4, train_micro_batch=1, train_seq_len=256)
+QUICK = Workload(new_tokens=8, score_tokens=64, sweep_batch=1, sweep_tokens=32, train_exits=2, train_micro_batch=1,
+                 train_seq_len=64, reps=2)
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,7 @@ class BenchOptions:
     quick: bool = False
     threads: int | None = None
     seed: int = 0
+    corpus: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.device is not None and self.device not in DEVICES:
@@ -93,15 +110,32 @@ class BenchOptions:
             raise UsageError(f"threads={self.threads} is not allowed: threads must be an integer >= 1")
         if self.layer is not None and self.layer < 1:
             raise UsageError(f"layer={self.layer} is out of range: it must be an integer >= 1 (the amateur's exit)")
+        for name in self.corpus:
+            path = resolve_file(name)
+            if not path.is_file() or path.suffix not in FILE_SUFFIXES:
+                raise UsageError(f"corpus={name!r} is not allowed: give an existing {', '.join(FILE_SUFFIXES)} file")
 
     @property
     def workload(self) -> Workload:
-        base = QUICK if self.quick else FULL
+        base = QUICK if self.quick else FULL if self.resolved_device == "cuda" else CPU
         return base if self.reps is None else replace(base, reps=self.reps)
 
     @property
     def resolved_device(self) -> str:
         return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_base(options: BenchOptions, device: str) -> nn.Module:
+    """The frozen base model: a random architecture from RANDOM_MODELS, or loaded by name."""
+    torch.manual_seed(options.seed)
+    if options.model in RANDOM_MODELS:
+        base = AutoModelForCausalLM.from_config(RANDOM_MODELS[options.model]())
+        base.to(device=device, dtype=resolve_dtype(options.dtype)).eval().requires_grad_(False)
+    else:
+        base, _ = load_pretrained(options.model, device=device, dtype=options.dtype)
+    # Every run generates exactly the tokens asked for: an early end-of-text would time less work.
+    base.generation_config.eos_token_id = None
+    return base
 
 
 def plain_class(model: nn.Module) -> type:
@@ -173,19 +207,13 @@ class Bench:
 
     @functools.cached_property
     def model(self) -> nn.Module:
-        options = self.options
-        torch.manual_seed(options.seed)
-        if options.model in RANDOM_MODELS:
-            base = AutoModelForCausalLM.from_config(RANDOM_MODELS[options.model]())
-            base.to(device=self.device, dtype=resolve_dtype(options.dtype)).eval().requires_grad_(False)
-        else:
-            base, _ = load_pretrained(options.model, device=self.device, dtype=options.dtype)
-        # Every run generates exactly the tokens asked for: an early end-of-text would time less work.
-        base.generation_config.eos_token_id = None
+        base = build_base(self.options, self.device)
         n_layers = num_layers(base)
         if not 1 <= self.layer(n_layers) < n_layers:
-            raise UsageError(f"layer={options.layer} is out of range: allowed 1..{n_layers - 1} for this model")
-        heads = ExitHeads.for_model(base, [self.layer(n_layers), n_layers], base_model=options.model, seed=options.seed)
+            raise UsageError(f"layer={self.options.layer} is out of range: allowed 1..{n_layers - 1} for this model")
+        heads = ExitHeads.for_model(
+            base, [self.layer(n_layers), n_layers], base_model=self.options.model, seed=self.options.seed
+        )
         return make_auto_contrastive(base, self.contrast("head", n_layers), heads)
 
     def layer(self, n_layers: int) -> int:
@@ -230,6 +258,11 @@ class Bench:
         with self.variant(PLAIN) as model, torch.no_grad():
             logits = model(self.token_ids(1, min(64, self.workload.score_tokens))).logits
         return round(plausible_mask(torch.log_softmax(logits.float(), dim=-1), 0.1).float().mean().item(), 4)
+
+    @functools.cached_property
+    def training(self) -> dict[str, Any]:
+        """Both losses' head-training steps, measured once in a child process for the three training figures."""
+        return measure_in_child(functools.partial(build_base, self.options, self.device), train_workload(self))
 
     def setup(self) -> dict[str, Any]:
         n_layers = num_layers(self.model)
@@ -375,6 +408,139 @@ def acd_score_over_plain(bench: Bench) -> dict[str, Any]:
     return figure(cases["head"]["ratio"], cases, bench.setup(), machine_info, goal_max=1.2)
 
 
+@contextlib.contextmanager
+def swapped_heads(model: nn.Module, heads: ExitHeads) -> Iterator[nn.Module]:
+    """The ACD model with other exit heads for a while."""
+    kept = model.acd_heads
+    model.acd_heads = heads.to(device=model.device, dtype=model.dtype).requires_grad_(False)
+    try:
+        yield model
+    finally:
+        model.acd_heads = kept
+
+
+def sweep_speedup(bench: Bench) -> dict[str, Any]:
+    """Scoring every exit head (2, 4, ..., 24 of GPT2-Medium) from one body pass vs one pass per exit.
+
+    Both sides run :func:`acd.exits.score_exits`, the code behind ``acd lm-eval --model_args exits=...``:
+    lm-eval-style requests (a text whose last ``sweep_continuation`` tokens are the continuation,
+    as in LAMBADA), the heads only at the continuation positions. The per-exit side is the same
+    call with one exit, so it runs the body once per exit. The two sides' log-likelihoods must agree.
+    """
+    workload = bench.workload
+    machine_info = machine(bench.device)
+    model = bench.model
+    n_layers = num_layers(model)
+    layers = spread_layers(n_layers, max(1, n_layers // 2))
+    heads = ExitHeads.for_model(model, layers, base_model=bench.options.model, seed=bench.options.seed)
+    texts = bench.token_ids(workload.sweep_batch, workload.sweep_tokens).tolist()
+    inputs = [text[:-1] for text in texts]
+    continuations = [text[-workload.sweep_continuation:] for text in texts]
+    with swapped_heads(model, heads):
+        contrasts = parse_exits("heads", model)
+
+        def one_pass() -> torch.Tensor:
+            return score_exits(model, contrasts, inputs, continuations, bench.device)[0]
+
+        def per_exit() -> torch.Tensor:
+            return torch.cat([score_exits(model, {name: contrast}, inputs, continuations, bench.device)[0]
+                              for name, contrast in contrasts.items()], dim=1)
+
+        difference = (one_pass() - per_exit()).abs().max().item()  # also the warm-up
+        if not difference <= 1e-3 * len(continuations[0]):
+            raise RuntimeError(f"one pass and per-exit passes disagree by {difference}")
+        timings = bench.interleaved({"one_pass": one_pass, "per_exit": per_exit}, desc="sweep")
+    case = {
+        **timings.ratios("per_exit", baseline="one_pass"),
+        "one_pass_s": round(timings.median("one_pass"), 3),
+        "per_exit_s": round(timings.median("per_exit"), 3),
+        "max_abs_difference": difference,
+    }
+    setup = {
+        "model": bench.options.model,
+        "dtype": bench.options.dtype,
+        "exits": list(contrasts),
+        "texts": f"{workload.sweep_batch} random texts of {workload.sweep_tokens} tokens, each scored on its last "
+        f"{workload.sweep_continuation} tokens (lm-eval loglikelihood requests, LAMBADA-like)",
+        "workload": asdict(workload),
+    }
+    return figure(case["ratio"], {"heads": case}, setup, machine_info, goal_min=6.0)
+
+
+def train_workload(bench: Bench) -> TrainWorkload:
+    workload = bench.workload
+    return TrainWorkload(exits=workload.train_exits, micro_batch=workload.train_micro_batch,
+                         seq_len=workload.train_seq_len, reps=workload.reps, seed=bench.options.seed)
+
+
+def train_setup(bench: Bench, raw: dict[str, Any]) -> dict[str, Any]:
+    workload = train_workload(bench)
+    return {
+        "model": bench.options.model,
+        "dtype": bench.options.dtype,
+        "exit_layers": raw["exit_layers"],
+        "micro_batch": f"{workload.micro_batch}x{workload.seq_len} random tokens, one micro-batch a step",
+        "loss_chunk": workload.loss_chunk,
+        "chunked": f"train.loss_chunk={workload.loss_chunk}: each head's logits {workload.loss_chunk} positions at "
+        "a time, each chunk back-propagated at once",
+        "full": "train.loss_chunk=null: every head's logits for the whole micro-batch, one backward",
+        "peak_memory": "peak during one step's forward and backward above the steady state (base model, heads, "
+        "their gradients, AdamW state: what the run holds whatever the loss); the optimiser step is not included",
+        "memory_method": MEMORY_METHODS["cuda" if bench.device == "cuda" else "cpu"],
+        "steady_state_tensor_bytes": raw["steady_state_tensor_bytes"],
+        "workload": asdict(workload),
+    }
+
+
+def train_step_tokens_per_s(bench: Bench) -> dict[str, Any]:
+    """Head-training tokens (targets) per second of one step (forward, backward, AdamW), chunked loss."""
+    raw = bench.training
+    cases = summarise(raw, train_workload(bench))
+    return figure(cases["chunked"]["tokens_per_s"], cases, train_setup(bench, raw), machine(bench.device))
+
+
+def train_peak_mem_bytes(bench: Bench) -> dict[str, Any]:
+    """Peak bytes above the steady state during a head-training step's forward and backward, chunked loss."""
+    raw = bench.training
+    cases = summarise(raw, train_workload(bench))
+    return figure(cases["chunked"]["peak_above_steady_bytes"], cases, train_setup(bench, raw), machine(bench.device))
+
+
+def chunked_over_full_peak_mem(bench: Bench) -> dict[str, Any]:
+    """train_peak_mem_bytes of the chunked loss over that of full logits (median of back-to-back pairs)."""
+    raw = bench.training
+    cases = summarise(raw, train_workload(bench))
+    return figure(peak_ratio(raw), cases, train_setup(bench, raw), machine(bench.device), goal_max=0.35)
+
+
+# The shipped sample corpus (~55k GPT-2 tokens), read this many times over: enough tokens that the
+# fixed costs (loading the tokenizer, hashing the blocks) do not dominate the rate.
+SAMPLE_CORPUS = "acd-data:sample/corpus.jsonl"
+SAMPLE_REPEATS = 8
+
+
+def chunk_tokens_per_s(bench: Bench) -> dict[str, Any]:
+    """Tokens per second of the chunk stage (:func:`acd.chunking.chunk_corpus`: read, tokenize, pack, write blocks).
+
+    Corpus: ``--corpus`` files, else the sample corpus shipped in the package. Tokenizer: the
+    model's (the random models use GPT-2's BPE, which ships offline).
+    """
+    files = list(bench.options.corpus) or [SAMPLE_CORPUS] * SAMPLE_REPEATS
+    machine_info = machine(bench.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = bench.options.model
+        if model in RANDOM_MODELS:  # a directory with the config and tokenizer (no weights: none are read)
+            model = str(Path(tmp) / "tokenizer")
+            RANDOM_MODELS[bench.options.model]().save_pretrained(model)
+            gpt2_tokenizer().save_pretrained(model)
+        runs = [chunk_benchmark(model, files, work_dir=tmp) for _ in range(bench.workload.reps)]
+    rates = [run["tokens"] / run["seconds"] for run in runs]
+    case = {"tokens": runs[0]["tokens"], "documents": runs[0]["documents"], "seconds": [r["seconds"] for r in runs]}
+    setup = {"model": bench.options.model, "corpus": files, "block_size": runs[0]["block_size"],
+             "workload": {"reps": bench.workload.reps}}
+    return figure(statistics.median(rates), {"chunk": case}, setup, machine_info)
+
+
 def summary(name: str, record: dict[str, Any]) -> str:
     """One line per figure for the terminal: value, goal, and each case's ratio where it has one."""
     goals = []
@@ -388,12 +554,15 @@ def summary(name: str, record: dict[str, Any]) -> str:
     return f"{name}: {record['value']}{verdict}" + (f"; {ratios}" if ratios else "")
 
 
-# name -> function(bench) -> record. The other figures of issue 7 (sweep_speedup,
-# train_step_tokens_per_s, train_peak_mem_bytes, chunked_over_full_peak_mem, chunk_tokens_per_s)
-# are added here once the code they measure exists.
+# name -> function(bench) -> record.
 FIGURES: dict[str, Callable[[Bench], dict[str, Any]]] = {
     "acd_greedy_over_plain": acd_greedy_over_plain,
     "acd_score_over_plain": acd_score_over_plain,
+    "sweep_speedup": sweep_speedup,
+    "train_step_tokens_per_s": train_step_tokens_per_s,
+    "train_peak_mem_bytes": train_peak_mem_bytes,
+    "chunked_over_full_peak_mem": chunked_over_full_peak_mem,
+    "chunk_tokens_per_s": chunk_tokens_per_s,
 }
 
 

@@ -273,12 +273,16 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Shorter sequences and fewer repetitions (about a minute)."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     figure: Optional[list[str]] = typer.Option(None, "--figure", help="Measure only this figure (repeatable)."),
+    corpus: Optional[list[str]] = typer.Option(
+        None, "--corpus", help="Corpus file for chunk_tokens_per_s (.txt/.jsonl/.parquet, repeatable; default: sample)."
+    ),
 ) -> None:
-    """Time ACD against the plain model (interleaved repetitions, medians) and write the figures to OUT."""
+    """Time ACD against the plain model, the exit sweep, head training and chunking; write the figures to OUT."""
     from acd.bench import BenchOptions, run_bench, summary
 
     results = run_bench(
-        BenchOptions(model=model, device=device, dtype=dtype, layer=layer, reps=reps, quick=quick, threads=threads),
+        BenchOptions(model=model, device=device, dtype=dtype, layer=layer, reps=reps, quick=quick, threads=threads,
+                     corpus=tuple(corpus or ())),
         out,
         figure,
     )

@@ -16,12 +16,15 @@ Names join with ``+`` (``head12+lens24+acd``): lm-eval's model_args already spli
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from types import SimpleNamespace
 from typing import Any
+
+import torch
 
 from acd.architectures import num_layers
 from acd.errors import UsageError
-from acd.model import Contrast, Exit, check_exit
+from acd.model import Contrast, Exit, check_exit, contrast_logits, run_body
 
 ALLOWED = "head<L>, lens<L>, original, new, heads, lenses, all, acd"
 _SINGLE = re.compile(r"(head|lens)(\d+)")
@@ -75,3 +78,57 @@ def parse_exits(spec: str | Sequence[str], model: Any) -> dict[str, Contrast]:
             check_exit(num_layers(model), model.acd_heads, exit, "exit")
             contrasts.setdefault(str(exit), Contrast(expert=exit))
     return contrasts
+
+
+@torch.no_grad()
+def score_exits(
+    model: Any, contrasts: dict[str, Contrast], inputs: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[int]], device: torch.device | str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every contrast's log-likelihood of each continuation, and whether it is its greedy pick, from ONE body pass.
+
+    ``inputs[i]`` is the token window the model reads (its last ``len(continuations[i])``
+    positions predict the continuation). The heads run only at the continuation positions.
+    Returns ``[rows, contrasts]`` summed log-likelihoods (float32) and greedy matches (bool).
+    """
+    rows, width, span = len(inputs), max(map(len, inputs)), max(map(len, continuations))
+    ids = torch.zeros(rows, width, dtype=torch.long)
+    positions = torch.zeros(rows, span, dtype=torch.long)
+    targets = torch.zeros(rows, span, dtype=torch.long)
+    valid = torch.zeros(rows, span, dtype=torch.bool)
+    for row, (tokens, continuation) in enumerate(zip(inputs, continuations, strict=True)):
+        n = len(continuation)
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        # position p predicts token p + 1: the continuation is predicted from the last n positions.
+        positions[row] = len(tokens) - n + torch.arange(span).clamp(max=n - 1)
+        targets[row, :n] = torch.tensor(continuation)
+        valid[row, :n] = True
+    positions, targets, valid = (tensor.to(device) for tensor in (positions, targets, valid))
+    layers = _read_layers(model, contrasts.values())
+    body = run_body(model, layers, input_ids=ids.to(device), use_cache=False)
+    at_targets = _at_positions(body, positions, layers)
+    totals, greedy = [], []
+    for contrast in contrasts.values():
+        log_probs = torch.log_softmax(
+            contrast_logits(model, model.acd_heads, contrast, at_targets, slice(None)).float(), dim=-1
+        )
+        token = log_probs.gather(-1, targets[..., None]).squeeze(-1)
+        totals.append(token.masked_fill(~valid, 0.0).sum(-1))
+        greedy.append(((log_probs.argmax(-1) == targets) | ~valid).all(-1))
+    return torch.stack(totals, dim=1), torch.stack(greedy, dim=1)
+
+
+def _read_layers(model: Any, contrasts: Iterable[Contrast]) -> list[int]:
+    """The intermediate layers the contrasts read (the last layer's state comes anyway)."""
+    exits = {exit for contrast in contrasts for exit in (contrast.expert, contrast.amateur) if exit is not None}
+    return sorted({exit.layer for exit in exits if exit.layer != num_layers(model)})
+
+
+def _at_positions(body: Any, positions: torch.Tensor, layers: list[int]) -> SimpleNamespace:
+    """The body output's hidden states at ``positions`` ([batch, k]) of ``layers`` (others: None) and the last."""
+
+    def pick(hidden: torch.Tensor) -> torch.Tensor:
+        return hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+
+    hidden_states = [pick(hidden) if layer in layers else None for layer, hidden in enumerate(body.hidden_states or ())]
+    return SimpleNamespace(hidden_states=hidden_states, last_hidden_state=pick(body.last_hidden_state))

@@ -19,7 +19,6 @@ import difflib
 import inspect
 import logging
 from collections.abc import Callable, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -31,9 +30,9 @@ from lm_eval.models.utils import Collator
 from tqdm import tqdm
 
 from acd.errors import UsageError
-from acd.exits import parse_exits
+from acd.exits import parse_exits, score_exits
 from acd.loading import describe, load
-from acd.model import Contrast, contrast_logits, run_body
+from acd.model import Contrast
 
 Answer = tuple[float, bool]
 logger = logging.getLogger(__name__)
@@ -116,37 +115,13 @@ class ACDLM(HFLM):
                 bar.update(len(chunk))
         return collator.get_original(answers)
 
-    @torch.no_grad()
     def _score_exits(self, chunk: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
         # Same window as HFLM: context + continuation, left-truncated, without the last token.
         inputs = [(context + continuation)[-(self.max_length + 1):][:-1] for _, context, continuation in chunk]
         continuations = [continuation for _, _, continuation in chunk]
-        rows, width, span = len(chunk), max(map(len, inputs)), max(map(len, continuations))
-        ids = torch.zeros(rows, width, dtype=torch.long)
-        positions = torch.zeros(rows, span, dtype=torch.long)
-        targets = torch.zeros(rows, span, dtype=torch.long)
-        valid = torch.zeros(rows, span, dtype=torch.bool)
-        for row, (tokens, continuation) in enumerate(zip(inputs, continuations)):
-            n = len(continuation)
-            ids[row, : len(tokens)] = torch.tensor(tokens)
-            # position p predicts token p + 1: the continuation is predicted from the last n positions.
-            positions[row] = len(tokens) - n + torch.arange(span).clamp(max=n - 1)
-            targets[row, :n] = torch.tensor(continuation)
-            valid[row, :n] = True
-        positions, targets, valid = (t.to(self.device) for t in (positions, targets, valid))
-        body = run_body(self.model, input_ids=ids.to(self.device), use_cache=False)
-        at_targets = _at_positions(body, positions, self.scorers.values())
-        totals, greedy = [], []
-        for contrast in self.scorers.values():
-            log_probs = torch.log_softmax(
-                contrast_logits(self.model, self.model.acd_heads, contrast, at_targets, slice(None)).float(), dim=-1
-            )
-            token = log_probs.gather(-1, targets[..., None]).squeeze(-1)
-            totals.append(token.masked_fill(~valid, 0.0).sum(-1))
-            greedy.append(((log_probs.argmax(-1) == targets) | ~valid).all(-1))
-        totals_np = torch.stack(totals, dim=1).double().cpu().numpy()
-        greedy_np = torch.stack(greedy, dim=1).cpu().numpy()
-        return [(totals_np[row], greedy_np[row]) for row in range(rows)]
+        totals, greedy = score_exits(self.model, self.scorers, inputs, continuations, self.device)
+        totals_np, greedy_np = totals.double().cpu().numpy(), greedy.cpu().numpy()
+        return [(totals_np[row], greedy_np[row]) for row in range(len(chunk))]
 
     # ---- lm-eval's request types: keep every exit's answers, answer with the first --------
 
@@ -203,17 +178,6 @@ class ReplayLM(LM):
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         raise UsageError("exits=... scores log-likelihood tasks only: run generation tasks without exits")
-
-
-def _at_positions(body: Any, positions: torch.Tensor, contrasts: Any) -> SimpleNamespace:
-    """The body output's hidden states at ``positions`` ([batch, k]) of the layers the contrasts read."""
-    layers = {exit.layer for contrast in contrasts for exit in (contrast.expert, contrast.amateur) if exit is not None}
-
-    def pick(hidden: torch.Tensor) -> torch.Tensor:
-        return hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
-
-    hidden_states = [pick(h) if layer in layers else None for layer, h in enumerate(body.hidden_states)]
-    return SimpleNamespace(hidden_states=hidden_states, last_hidden_state=pick(body.last_hidden_state))
 
 
 MODEL_ARGS = tuple(name for name in inspect.signature(ACDLM.__init__).parameters if name != "self")

@@ -13,6 +13,7 @@ never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -20,6 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -178,10 +180,17 @@ def train_step(
     loss_chunk: int | None,
     world: World = World(),
     max_grad_norm: float | None = None,
+    forward_backward: AbstractContextManager[Any] | None = None,
 ) -> torch.Tensor:
-    """One optimiser step over this process's share of a batch; returns each head's mean CE (over processes)."""
+    """One optimiser step over this process's share of a batch; returns each head's mean CE (over processes).
+
+    ``forward_backward`` is entered around the forward and backward passes alone (``acd bench``
+    measures their peak memory there, apart from the optimiser's).
+    """
     n_targets = sum(batch.shape[0] * (batch.shape[1] - 1) for batch in micro_batches)
-    losses = sum(accumulate(model, heads, batch, loss_chunk, 1.0 / n_targets) for batch in micro_batches) / n_targets
+    with forward_backward or contextlib.nullcontext():
+        losses = sum(accumulate(model, heads, batch, loss_chunk, 1.0 / n_targets) for batch in micro_batches)
+    losses = losses / n_targets
     parameters = [parameter for parameter in heads.parameters() if parameter.grad is not None]
     average_gradients(parameters, world)
     if max_grad_norm is not None:
@@ -463,76 +472,3 @@ def run_from_params(params_file: str | os.PathLike[str] = "params.yaml", blocks_
     finally:
         if world.size > 1 and dist.is_initialized():
             dist.destroy_process_group()
-
-
-# --- measuring ---------------------------------------------------------------------------------
-
-
-class PeakMemory:
-    """Peak memory while the block runs: CUDA's allocator peak on GPU, else the process RSS sampled every 5 ms."""
-
-    def __init__(self, device: str) -> None:
-        self.cuda = torch.device(device).type == "cuda"
-        self.peak = self.baseline = 0
-
-    def __enter__(self) -> PeakMemory:
-        if self.cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.baseline = torch.cuda.memory_allocated()
-            return self
-        import threading
-
-        import psutil
-
-        process, self._stop = psutil.Process(), threading.Event()
-        self.baseline = process.memory_info().rss
-
-        def sample() -> None:
-            while not self._stop.is_set():
-                self.peak = max(self.peak, process.memory_info().rss)
-                self._stop.wait(0.005)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated()
-        else:
-            self._stop.set()
-            self._thread.join()
-
-
-def train_step_benchmark(
-    model: nn.Module, exit_layers: list[int], micro_batch: int, seq_len: int, chunked: bool,
-    loss_chunk: int = 4096, steps: int = 2, seed: int = 0,
-) -> dict[str, float]:
-    """Tokens per second and peak memory of head-training steps (random tokens, one micro-batch a step).
-
-    The first step (allocating AdamW state) is not timed; peak memory covers every step.
-    ``peak_above_start_bytes`` leaves out the model and the heads' weights, there before the steps.
-    """
-    device = str(next(model.parameters()).device)
-    generator = torch.Generator().manual_seed(seed)
-    vocab_size = model.get_output_embeddings().weight.shape[0]
-    heads = ExitHeads.for_model(model, exit_layers, base_model="benchmark", seed=seed).to(device)
-    optimizer = torch.optim.AdamW(heads.parameters(), lr=2e-4)
-
-    def batch() -> list[torch.Tensor]:
-        return [torch.randint(vocab_size, (micro_batch, seq_len), generator=generator).to(device)]
-
-    with PeakMemory(device) as memory:
-        train_step(model, heads, optimizer, batch(), loss_chunk if chunked else None)
-        if memory.cuda:
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        for _ in range(steps):
-            train_step(model, heads, optimizer, batch(), loss_chunk if chunked else None)
-        if memory.cuda:
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - started
-    return {"tokens_per_s": steps * micro_batch * (seq_len - 1) / elapsed, "step_s": elapsed / steps,
-            "peak_mem_bytes": memory.peak, "peak_above_start_bytes": memory.peak - memory.baseline}
