@@ -1,7 +1,7 @@
 """DVC stages `generate_plain`, `generate_acd` (one per strategy) and `generate_layers` (paper Fig. 2).
 
     python stages/generate.py plain STRATEGY   # the expert alone: reads model, expert, seed, generation
-    python stages/generate.py acd STRATEGY     # ACD: also alpha, layer, amateur
+    python stages/generate.py acd STRATEGY     # ACD: also alpha, layer, amateur (and the other contrast knobs)
     python stages/generate.py layers           # greedy from each trained exit alone: model, seed, generation
 """
 
@@ -47,8 +47,7 @@ def main() -> None:
         model, tokenizer = load(top.model, heads=heads, expert=top.expert, dtype=generation.dtype)
     else:
         top = pick(params, Decoding)
-        model, tokenizer = load(top.model, heads=HEADS, layer=top.layer, alpha=top.alpha, expert=top.expert,
-                                amateur=top.amateur, dtype=generation.dtype)
+        model, tokenizer = load(top.model, heads=HEADS, dtype=generation.dtype, **top.contrast_kwargs())
     files = sorted(PROMPTS.glob("*.jsonl"))
     if not files:
         raise UsageError(f"prompts={str(PROMPTS)!r} holds no <domain>.jsonl: run the prompts stage first")

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from acd.errors import UsageError
 from acd.exits import parse_exits
 from acd.loading import describe, load
-from acd.model import Contrast, contrast_logits, run_body
+from acd.model import Contrast, ModelAmateur, contrast_logits, run_body
 
 Answer = tuple[float, bool]
 logger = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class ACDLM(HFLM):
         min_candidates: int = 1,
         keep_tail: bool = True,
         amateur_temperature: float = 1.0,
+        amateur_model: str | None = None,
+        candidate_layers: str | int | Sequence[int] | None = None,
         exits: str | Sequence[str] | None = None,
         device: str | None = None,
         dtype: str | None = None,
@@ -71,7 +73,7 @@ class ACDLM(HFLM):
         model, tokenizer = load(
             str(pretrained), heads=heads, layer=layer, alpha=alpha, expert=expert, amateur=amateur,
             min_candidates=min_candidates, keep_tail=keep_tail, amateur_temperature=amateur_temperature,
-            device=device, dtype=dtype,
+            amateur_model=amateur_model, candidate_layers=candidate_layers, device=device, dtype=dtype,
         )
         super().__init__(
             pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=max_batch_size,
@@ -136,10 +138,16 @@ class ACDLM(HFLM):
         positions, targets, valid = (t.to(self.device) for t in (positions, targets, valid))
         body = run_body(self.model, input_ids=ids.to(self.device), use_cache=False)
         at_targets = _at_positions(body, positions, self.scorers.values())
+        amateur_output = None
+        if any(isinstance(contrast.amateur, ModelAmateur) for contrast in self.scorers.values()):
+            logits = self.model.acd_amateur_model(input_ids=ids.to(self.device), use_cache=False).logits
+            amateur_output = logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1]))
         totals, greedy = [], []
         for contrast in self.scorers.values():
             log_probs = torch.log_softmax(
-                contrast_logits(self.model, self.model.acd_heads, contrast, at_targets, slice(None)).float(), dim=-1
+                contrast_logits(
+                    self.model, self.model.acd_heads, contrast, at_targets, slice(None), amateur_output
+                ).float(), dim=-1
             )
             token = log_probs.gather(-1, targets[..., None]).squeeze(-1)
             totals.append(token.masked_fill(~valid, 0.0).sum(-1))
@@ -207,7 +215,7 @@ class ReplayLM(LM):
 
 def _at_positions(body: Any, positions: torch.Tensor, contrasts: Any) -> SimpleNamespace:
     """The body output's hidden states at ``positions`` ([batch, k]) of the layers the contrasts read."""
-    layers = {exit.layer for contrast in contrasts for exit in (contrast.expert, contrast.amateur) if exit is not None}
+    layers = {exit.layer for contrast in contrasts for exit in contrast.exits()}
 
     def pick(hidden: torch.Tensor) -> torch.Tensor:
         return hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))

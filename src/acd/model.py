@@ -3,7 +3,8 @@
 An *exit* is a layer L and a head kind: ``head`` (a trained exit head) or ``lens`` (the
 model's own ``lm_head``). Both read ``final_norm(hidden_states[L])``; at the last layer the
 normed state is the model's ``last_hidden_state``, so the lens exit at the last layer is
-exactly the original model.
+exactly the original model. The amateur is one exit, a per-position choice among candidate
+exits (:class:`DynamicAmateur`), or a separate small LM (:class:`ModelAmateur`).
 
 The ACD model is the loaded model itself with one mixin on top of its class
 (:func:`make_auto_contrastive`): only ``forward`` changes, so ``generate()`` with every
@@ -13,7 +14,6 @@ strategy and KV cache, ``HFLM`` and any code that calls a causal LM work unchang
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,7 +24,9 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from acd.architectures import final_norm, num_layers
-from acd.contrast import acd_log_probs, check_alpha, check_min_candidates, compute_dtype
+from acd.amateur_model import amateur_model_logits
+from acd.contrast import acd_log_probs, check_alpha, check_amateur_temperature, check_min_candidates, compute_dtype
+from acd.dynamic import select_amateur
 from acd.errors import UsageError
 from acd.heads import ExitHeads
 
@@ -43,11 +45,35 @@ class Exit:
 
 
 @dataclass(frozen=True)
+class DynamicAmateur:
+    """DoLa-style amateur (Chuang et al. 2023): at each position, the candidate exit whose distribution
+    is furthest from the expert's by Jensen-Shannon divergence."""
+
+    candidates: tuple[Exit, ...]
+
+    def __str__(self) -> str:
+        return "dynamic:" + "+".join(str(exit) for exit in self.candidates)
+
+
+@dataclass(frozen=True)
+class ModelAmateur:
+    """A separate small LM sharing the tokenizer (Li et al. 2022); the ACD model holds it as ``acd_amateur_model``."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"model:{self.name}"
+
+
+Amateur = Exit | DynamicAmateur | ModelAmateur
+
+
+@dataclass(frozen=True)
 class Contrast:
     """What the ACD model computes: the expert alone (``amateur=None``) or p_ACD(expert, amateur)."""
 
     expert: Exit
-    amateur: Exit | None = None
+    amateur: Amateur | None = None
     alpha: float = 0.1
     min_candidates: int = 1
     keep_tail: bool = True
@@ -56,11 +82,15 @@ class Contrast:
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
         check_min_candidates(self.min_candidates)
-        temperature = self.amateur_temperature
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
-            raise UsageError(
-                f"amateur_temperature={temperature!r} is not allowed: it must be a finite number > 0"
-            )
+        check_amateur_temperature(self.amateur_temperature)
+
+    def exits(self) -> list[Exit]:
+        """The exits of this model's body the contrast reads (a separate amateur model reads none)."""
+        if isinstance(self.amateur, Exit):
+            return [self.expert, self.amateur]
+        if isinstance(self.amateur, DynamicAmateur):
+            return [self.expert, *self.amateur.candidates]
+        return [self.expert]
 
 
 def check_exit(model: nn.Module, heads: ExitHeads | None, exit: Exit, role: str) -> None:
@@ -89,8 +119,12 @@ def exit_logits(
     model: nn.Module, heads: ExitHeads | None, exit: Exit, body_output: Any, keep: slice | torch.Tensor
 ) -> torch.Tensor:
     """Logits of one exit, computed only at the kept positions."""
-    head = model.get_output_embeddings() if exit.kind == "lens" else heads[exit.layer]
-    return head(hidden_at(model, body_output, exit.layer, keep))
+    return exit_head(model, heads, exit)(hidden_at(model, body_output, exit.layer, keep))
+
+
+def exit_head(model: nn.Module, heads: ExitHeads | None, exit: Exit) -> nn.Module:
+    """The linear map of an exit: the model's lm_head (lens) or the trained head on its layer."""
+    return model.get_output_embeddings() if exit.kind == "lens" else heads[exit.layer]
 
 
 def positions_to_keep(logits_to_keep: int | torch.Tensor) -> slice | torch.Tensor:
@@ -115,14 +149,21 @@ def run_body(model: nn.Module, layers: Iterable[int] | None = None, **inputs: An
 
 def body_layers(model: nn.Module, contrast: Contrast) -> list[int]:
     """The intermediate layers whose hidden states the contrast reads (the last layer's comes anyway)."""
-    exits = [contrast.expert] if contrast.amateur is None else [contrast.expert, contrast.amateur]
-    return [exit.layer for exit in exits if exit.layer != num_layers(model)]
+    return [exit.layer for exit in contrast.exits() if exit.layer != num_layers(model)]
 
 
 def contrast_logits(
-    model: nn.Module, heads: ExitHeads | None, contrast: Contrast, body_output: Any, keep: slice | torch.Tensor
+    model: nn.Module,
+    heads: ExitHeads | None,
+    contrast: Contrast,
+    body_output: Any,
+    keep: slice | torch.Tensor,
+    amateur_model_output: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The logits the ACD model returns: plain expert logits, or ACD log-probs (float32 at least).
+
+    ``amateur_model_output`` is the separate amateur model's logits at the kept positions
+    (``amateur='model'``). A dynamic amateur is chosen per position inside the chunks below.
 
     Scoring a long batch needs the contrast at every position. It runs over a few positions at a
     time (:func:`contrast_chunk_elements`), so its vocabulary-wide temporaries stay small and are
@@ -132,18 +173,37 @@ def contrast_logits(
     """
     if contrast.amateur is None:
         return exit_logits(model, heads, contrast.expert, body_output, keep)
-    expert, amateur = exit_pair_logits(model, heads, contrast, body_output, keep)
-    if contrast.amateur_temperature != 1.0:
-        amateur = amateur / contrast.amateur_temperature
-    dtype = compute_dtype(expert, amateur)
+    if isinstance(contrast.amateur, Exit):
+        expert, amateur = exit_pair_logits(model, heads, contrast, body_output, keep)
+    else:
+        expert = exit_logits(model, heads, contrast.expert, body_output, keep)
+        amateur = amateur_model_output if isinstance(contrast.amateur, ModelAmateur) else None
+        if isinstance(contrast.amateur, ModelAmateur) and amateur is None:
+            raise ValueError("amateur='model' needs the amateur model's logits (amateur_model_output)")
+    candidates = None
+    if isinstance(contrast.amateur, DynamicAmateur):
+        # Normed hidden states are d_model wide: compute once; the vocabulary-wide logits per chunk.
+        candidates = [
+            (exit_head(model, heads, exit), hidden_at(model, body_output, exit.layer, keep))
+            for exit in contrast.amateur.candidates
+        ]
+    dtype = compute_dtype(expert) if amateur is None else compute_dtype(expert, amateur)
     in_place = expert.dtype == dtype and not expert.requires_grad
     log_probs = expert if in_place else torch.empty(expert.shape, dtype=dtype, device=expert.device)
     batch, n_positions, vocab = expert.shape
     step = max(1, contrast_chunk_elements(expert.device) // (batch * vocab))
     for start in range(0, n_positions, step):
         positions = slice(start, start + step)
+        if candidates is None:
+            chunk_amateur = amateur[:, positions]
+        else:
+            chunk_amateur, _ = select_amateur(expert[:, positions], [head(h[:, positions]) for head, h in candidates])
+        if contrast.amateur_temperature != 1.0:
+            # A selected candidate is log-softmaxed: dividing log-probs by T divides the logits by T up to
+            # one number per row, which the contrast cancels.
+            chunk_amateur = chunk_amateur / contrast.amateur_temperature
         acd_log_probs(
-            expert[:, positions], amateur[:, positions], alpha=contrast.alpha,
+            expert[:, positions], chunk_amateur, alpha=contrast.alpha,
             min_candidates=contrast.min_candidates, keep_tail=contrast.keep_tail, out=log_probs[:, positions],
         )
     return log_probs
@@ -184,6 +244,7 @@ class AutoContrastiveMixin:
 
     acd_heads: ExitHeads | None
     acd_contrast: Contrast
+    acd_amateur_model: nn.Module | None
 
     def forward(
         self,
@@ -193,10 +254,17 @@ class AutoContrastiveMixin:
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
+        amateur_output = None
+        if isinstance(self.acd_contrast.amateur, ModelAmateur):
+            amateur_output, kwargs = amateur_model_logits(
+                self, self.acd_amateur_model, input_ids, attention_mask, logits_to_keep, kwargs
+            )
         body_output = run_body(
             self, body_layers(self, self.acd_contrast), input_ids=input_ids, attention_mask=attention_mask, **kwargs
         )
-        logits = contrast_logits(self, self.acd_heads, self.acd_contrast, body_output, positions_to_keep(logits_to_keep))
+        logits = contrast_logits(
+            self, self.acd_heads, self.acd_contrast, body_output, positions_to_keep(logits_to_keep), amateur_output
+        )
         loss = None
         if labels is not None:
             loss = F.cross_entropy(
@@ -210,8 +278,12 @@ class AutoContrastiveMixin:
         """Change alpha, layer exits, etc. in place, checked as at load time."""
         contrast = replace(self.acd_contrast, **changes)
         check_exit(self, self.acd_heads, contrast.expert, "expert")
-        if contrast.amateur is not None:
-            check_exit(self, self.acd_heads, contrast.amateur, "amateur")
+        if isinstance(contrast.amateur, ModelAmateur) and getattr(self, "acd_amateur_model", None) is None:
+            raise UsageError("amateur='model' is not allowed here: this ACD model was loaded without amateur_model")
+        if isinstance(contrast.amateur, DynamicAmateur) and not contrast.amateur.candidates:
+            raise UsageError("candidate_layers=[] is not allowed: layer='dynamic' needs at least one candidate exit layer")
+        for exit in contrast.exits()[1:]:
+            check_exit(self, self.acd_heads, exit, "amateur")
         self.acd_contrast = contrast
         return contrast
 
@@ -221,8 +293,13 @@ def _auto_contrastive_class(base_class: type) -> type:
     return type(f"AutoContrastive{base_class.__name__}", (AutoContrastiveMixin, base_class), {})
 
 
-def make_auto_contrastive(model: nn.Module, contrast: Contrast, heads: ExitHeads | None = None) -> nn.Module:
-    """Turn a loaded causal LM into the ACD model in place (and return it)."""
+def make_auto_contrastive(
+    model: nn.Module, contrast: Contrast, heads: ExitHeads | None = None, amateur_model: nn.Module | None = None
+) -> nn.Module:
+    """Turn a loaded causal LM into the ACD model in place (and return it).
+
+    ``amateur_model`` (for ``ModelAmateur``) becomes a submodule, so ``.to()`` and ``.eval()`` reach it.
+    """
     if heads is not None:
         heads.check_compatible(model)
         lm_head = model.get_output_embeddings()
@@ -230,6 +307,7 @@ def make_auto_contrastive(model: nn.Module, contrast: Contrast, heads: ExitHeads
     if not isinstance(model, AutoContrastiveMixin):
         model.__class__ = _auto_contrastive_class(type(model))
     model.acd_heads = heads
+    model.acd_amateur_model = amateur_model
     model.acd_contrast = Contrast(expert=contrast.expert)  # replaced, checked, just below
     model.set_contrast(**{f: getattr(contrast, f) for f in contrast.__dataclass_fields__})
     return model
