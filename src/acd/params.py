@@ -131,7 +131,7 @@ def parse_layer(value: object) -> int | str | None:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"layer={value!r} is not allowed: use an exit layer >= 1 or '{DYNAMIC}'")
+        raise UsageError(f"layer={value!r} is out of range: use an exit layer >= 1 or '{DYNAMIC}'")
     return value
 
 
