@@ -7,9 +7,6 @@ through generate() (with and without KV cache), lm-eval, the CLI and the params 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from acd.heads import ExitHeads
 from acd.model import DynamicAmateur, Exit, ModelAmateur
 from acd.params import Decoding, build, pick, read_params
 from acd.tiny import make_tiny_model
+from test_cli import run_acd
 from test_model import independent_exits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +44,9 @@ def plain(model_dir: Path) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("keep_tail", [True, False])
-def test_model_amateur_forward_is_the_contrast_of_both_models(tiny_gpt2: Path, small_amateur: Path, keep_tail: bool) -> None:
+def test_model_amateur_forward_is_the_contrast_of_both_models(
+    tiny_gpt2: Path, small_amateur: Path, keep_tail: bool
+) -> None:
     model, tokenizer = acd.load(tiny_gpt2, amateur_model=small_amateur, amateur_temperature=0.5, keep_tail=keep_tail,
                                 device="cpu")
     assert model.acd_contrast.amateur == ModelAmateur(str(small_amateur))
@@ -116,18 +116,23 @@ def test_model_amateur_needs_the_same_vocabulary(tiny_gpt2: Path, tmp_path: Path
     ("kwargs", "message"),
     [
         ({"amateur": "model"}, r"amateur_model is missing: amateur='model' needs"),
-        ({"amateur": "lens", "amateur_model": "gpt2", "layer": 2}, r"amateur_model='gpt2' is not allowed with amateur='lens'"),
-        ({"amateur_model": "gpt2", "layer": "dynamic", "candidate_layers": [1]}, r"layer='dynamic' is not allowed with amateur='model'"),
+        ({"amateur": "lens", "amateur_model": "gpt2", "layer": 2},
+         r"amateur_model='gpt2' is not allowed with amateur='lens'"),
+        ({"amateur_model": "gpt2", "layer": "dynamic", "candidate_layers": [1]},
+         r"layer='dynamic' is not allowed with amateur='model'"),
         ({"layer": "dynamic"}, r"candidate_layers is missing"),
         ({"layer": 2, "candidate_layers": [1]}, r"candidate_layers=\[1\] is not allowed with layer=2"),
         ({"layer": "dynamc"}, r"layer='dynamc' is out of range"),
         ({"layer": "dynamic", "candidate_layers": [0]}, r"candidate_layers=\[0\] is not allowed"),
-        ({"layer": "dynamic", "candidate_layers": [1, 3], "amateur": "head"}, r"candidate_layers=\[1, 3\] has no trained head for layers \[1, 3\]"),
+        ({"layer": "dynamic", "candidate_layers": [1, 3], "amateur": "head"},
+         r"candidate_layers=\[1, 3\] has no trained head for layers \[1, 3\]"),
         ({"layer": "dynamic", "candidate_layers": [2, 9], "amateur": "lens"}, r"layer=9 is out of range"),
         ({"layer": 2, "amateur_temperature": float("nan")}, r"amateur_temperature=nan is not allowed"),
     ],
 )
-def test_bad_amateur_settings_are_one_line_errors(tiny_gpt2: Path, gpt2_heads: Path, kwargs: dict, message: str) -> None:
+def test_bad_amateur_settings_are_one_line_errors(
+    tiny_gpt2: Path, gpt2_heads: Path, kwargs: dict, message: str
+) -> None:
     with pytest.raises(UsageError, match=message):
         acd.load(tiny_gpt2, heads=gpt2_heads, device="cpu", **kwargs)
 
@@ -144,7 +149,9 @@ def jsd(log_p: torch.Tensor, log_q: torch.Tensor) -> float:
 
 # Expert and candidates for which the tiny models' choice varies by position (the original expert is
 # near-uniform, so from it the first lens is always furthest).
-@pytest.mark.parametrize(("expert", "amateur", "candidates"), [("new", "lens", [1, 2, 3]), ("original", "head", [1, 2])])
+@pytest.mark.parametrize(
+    ("expert", "amateur", "candidates"), [("new", "lens", [1, 2, 3]), ("original", "head", [1, 2])]
+)
 def test_dynamic_forward_equals_per_position_selection(
     tiny_any: Path, heads_for, expert: str, amateur: str, candidates: list
 ) -> None:
@@ -186,7 +193,8 @@ def manual_loglikelihood(expert: Path, amateur: Path, tokenizer: object, context
     n_context = len(tokenizer(context).input_ids)
     ids = torch.tensor([whole])
     with torch.no_grad():
-        log_p = acd.acd_log_probs(plain(expert)(ids).logits, plain(amateur)(ids).logits / 0.5, alpha=0.1, keep_tail=False)
+        log_p = acd.acd_log_probs(plain(expert)(ids).logits, plain(amateur)(ids).logits / 0.5, alpha=0.1,
+                                  keep_tail=False)
     targets = torch.tensor(whole[n_context:])
     return float(log_p[0, n_context - 1 : -1].gather(-1, targets[:, None]).sum())
 
@@ -217,7 +225,8 @@ def test_params_yaml_keeps_the_paper_defaults_and_checks_the_new_knobs() -> None
     assert (decoding.amateur_temperature, decoding.keep_tail, decoding.amateur_model, decoding.candidate_layers) == (
         1.0, True, None, []
     )
-    assert decoding.contrast_kwargs()["amateur_model"] is None and decoding.contrast_kwargs()["candidate_layers"] is None
+    kwargs = decoding.contrast_kwargs()
+    assert kwargs["amateur_model"] is None and kwargs["candidate_layers"] is None
     base = {"model": "m"}
     for value in (0, -1.0, float("inf"), True):
         with pytest.raises(UsageError, match="amateur_temperature="):
@@ -245,11 +254,6 @@ def test_only_the_acd_stages_read_the_contrast_knobs() -> None:
         assert (knobs <= params) == (name in ("generate_acd", "benchmark_acd")), name
     demo = yaml.safe_load((REPO / "src/acd/data/demo/params.yaml").read_text())
     assert knobs <= set(demo)
-
-
-def run_acd(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "acd.cli", *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_cli_generate_with_each_amateur(tiny_gpt2: Path, small_amateur: Path) -> None:

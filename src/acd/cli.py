@@ -38,7 +38,7 @@ def generate(
     amateur_model: Optional[str] = typer.Option(
         None, help="A small LM with the same tokenizer as the amateur (contrastive decoding; --layer unused)."
     ),
-    amateur_temperature: float = typer.Option(1.0, help="Amateur logits are divided by it (contrastive decoding: 0.5)."),
+    amateur_temperature: float = typer.Option(1.0, help="Amateur logits are divided by it (contrastive decoding 0.5)."),
     keep_tail: bool = typer.Option(
         True, "--keep-tail/--no-keep-tail", help="Tokens outside the plausible set keep p_EXP (ACD) or get -inf (CD)."
     ),
@@ -53,9 +53,9 @@ def generate(
     from acd.loading import load
 
     strategy_kwargs(strategy)
-    contrast = {"layer": layer, "amateur": amateur, "amateur_model": amateur_model, "candidate_layers": candidate_layers}
-    if no_acd:
-        contrast = {}
+    contrast = {} if no_acd else {
+        "layer": layer, "amateur": amateur, "amateur_model": amateur_model, "candidate_layers": candidate_layers
+    }
     lm, tokenizer = load(
         model, heads=heads, alpha=alpha, expert=expert, amateur_temperature=amateur_temperature, keep_tail=keep_tail,
         device=device, **contrast,

@@ -125,13 +125,17 @@ def check_amateur_args(
     if amateur == "model" and amateur_model is None:
         raise UsageError("amateur_model is missing: amateur='model' needs a hub id or directory of a small LM")
     if amateur_model is not None and amateur != "model":
-        raise UsageError(f"amateur_model={str(amateur_model)!r} is not allowed with amateur={amateur!r}: use amateur='model'")
+        raise UsageError(
+            f"amateur_model={str(amateur_model)!r} is not allowed with amateur={amateur!r}: use amateur='model'"
+        )
     if layer == DYNAMIC and amateur == "model":
         raise UsageError("layer='dynamic' is not allowed with amateur='model': it picks among the expert's exits")
     if layer == DYNAMIC and not candidate_layers:
         raise UsageError("candidate_layers is missing: layer='dynamic' needs candidate exit layers, e.g. [2, 4, 6]")
     if candidate_layers and layer != DYNAMIC:
-        raise UsageError(f"candidate_layers={candidate_layers} is not allowed with layer={layer!r}: use layer='dynamic'")
+        raise UsageError(
+            f"candidate_layers={candidate_layers} is not allowed with layer={layer!r}: use layer='dynamic'"
+        )
 
 
 def amateur_of(

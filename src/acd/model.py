@@ -281,7 +281,7 @@ class AutoContrastiveMixin:
         if isinstance(contrast.amateur, ModelAmateur) and getattr(self, "acd_amateur_model", None) is None:
             raise UsageError("amateur='model' is not allowed here: this ACD model was loaded without amateur_model")
         if isinstance(contrast.amateur, DynamicAmateur) and not contrast.amateur.candidates:
-            raise UsageError("candidate_layers=[] is not allowed: layer='dynamic' needs at least one candidate exit layer")
+            raise UsageError("candidate_layers=[] is not allowed: layer='dynamic' needs at least one exit layer")
         for exit in contrast.exits()[1:]:
             check_exit(self, self.acd_heads, exit, "amateur")
         self.acd_contrast = contrast

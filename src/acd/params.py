@@ -179,7 +179,7 @@ class Decoding:
             if self.amateur == "model":
                 raise UsageError("layer=dynamic is not allowed with amateur=model: it picks among the expert's exits")
             if not self.candidate_layers:
-                raise UsageError("candidate_layers=[] is not allowed with layer=dynamic: list exit layers, e.g. [2, 4, 6]")
+                raise UsageError("candidate_layers=[] is not allowed with layer=dynamic: list exit layers, e.g. [4, 8]")
             parse_candidate_layers(self.candidate_layers)
 
     def contrast_kwargs(self) -> dict[str, Any]:
