@@ -6,7 +6,11 @@ through generate() (with and without KV cache), lm-eval, the CLI and the params 
 
 from __future__ import annotations
 
+import json
 import math
+import runpy
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -265,3 +269,33 @@ def test_cli_generate_with_each_amateur(tiny_gpt2: Path, small_amateur: Path) ->
     result = run_acd("generate", "Hi", "--model", str(tiny_gpt2), "--layer", "2", "--amateur-temperature", "0")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: amateur_temperature=0.0 is not allowed")
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [{"amateur": "model", "amateur_temperature": 0.5, "keep_tail": False},
+     {"amateur": "head", "layer": "dynamic", "candidate_layers": [2, 4]}],
+    ids=["model", "dynamic"],
+)
+def test_generate_acd_stage_with_each_amateur(
+    tiny_gpt2: Path, gpt2_heads: Path, small_amateur: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    knobs: dict,
+) -> None:
+    shutil.copytree(gpt2_heads, tmp_path / "models" / "heads")
+    params = {
+        "model": str(tiny_gpt2), "alpha": 0.1, "layer": 2, "expert": "new", "seed": 0,
+        "amateur_model": str(small_amateur), **knobs,
+        "prompts": {"n_prompts": 2, "prompt_words": 32, "min_words": 64,
+                    "domains": {"wikitext": {"files": ["acd:data/sample/wikitext.jsonl"]}}},
+        "generation": {"strategies": ["beam"], "max_new_tokens": 4, "batch_size": 2},
+    }
+    (tmp_path / "params.yaml").write_text(json.dumps(params))  # JSON is YAML
+    monkeypatch.chdir(tmp_path)
+    for argv in (["prompts.py"], ["generate.py", "acd", "beam"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        runpy.run_path(str(REPO / "stages" / argv[0]), run_name="__main__")
+    rows = [json.loads(line) for line in Path("data/generations/acd/beam/wikitext.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(row["n_tokens"] > 0 for row in rows)
+    expected = f"model:{small_amateur}" if knobs["amateur"] == "model" else "dynamic:head2+head4"
+    assert {row["settings"]["amateur"] for row in rows} == {expected}
+    assert rows[0]["settings"]["amateur_temperature"] == knobs.get("amateur_temperature", 1.0)
