@@ -299,3 +299,23 @@ def test_generate_acd_stage_with_each_amateur(
     expected = f"model:{small_amateur}" if knobs["amateur"] == "model" else "dynamic:head2+head4"
     assert {row["settings"]["amateur"] for row in rows} == {expected}
     assert rows[0]["settings"]["amateur_temperature"] == knobs.get("amateur_temperature", 1.0)
+
+
+def test_lm_eval_exits_pass_scores_the_dynamic_amateur_as_the_model_does(
+    tiny_gpt2: Path, gpt2_heads: Path
+) -> None:
+    from lm_eval.api.instance import Instance
+
+    from acd.lm_eval_model import ACDLM, parse_model_args
+
+    base = f"pretrained={tiny_gpt2},heads={gpt2_heads},expert=original,layer=dynamic,candidate_layers=2+4,batch_size=2"
+    pairs = [("The cat sat on the", " mat"), ("Once upon a", " time there was"), ("A", " b c")]
+    requests = [Instance("loglikelihood", {}, pair, index) for index, pair in enumerate(pairs)]
+
+    def answers(extra: str) -> list:
+        return ACDLM(device="cpu", **parse_model_args(base + extra)).loglikelihood(requests, disable_tqdm=True)
+
+    whole, one_pass, plain_expert = answers(""), answers(",exits=acd+lens4"), answers(",exits=lens4+acd")
+    for ours, theirs, expert in zip(one_pass, whole, plain_expert):
+        assert ours[0] == pytest.approx(theirs[0], rel=1e-4) and ours[1] == theirs[1]
+        assert ours[0] != pytest.approx(expert[0], rel=1e-3)  # the contrast changes the score
