@@ -1,6 +1,7 @@
 """DVC stage benchmark_acd@GROUP: the ACD model (expert vs amateur at `layer`, `alpha`) on the group's tasks.
 
-Reads model, seed, alpha, layer, expert, amateur and benchmarks; writes
+Reads model, seed, the contrast knobs (alpha, layer, expert, amateur, amateur_temperature, keep_tail,
+amateur_model, candidate_layers) and benchmarks; writes
 metrics/benchmarks/GROUP_acd.json and the ACD point of the per-layer plots.
 """
 

@@ -1,7 +1,7 @@
 """DVC stages `generate_plain`, `generate_acd` (one per strategy) and `generate_layers` (paper Fig. 2).
 
     python stages/generate.py plain STRATEGY   # the expert alone: reads model, expert, seed, generation
-    python stages/generate.py acd STRATEGY     # ACD: also alpha, layer, amateur
+    python stages/generate.py acd STRATEGY     # ACD: also alpha, layer, amateur (and the other contrast knobs)
     python stages/generate.py layers           # greedy from each trained exit alone: model, seed, generation
 """
 

@@ -147,9 +147,7 @@ def sweep(group: str, base: Base, bench: Benchmarks) -> dict[str, Any]:
 
 def contrast(group: str, decoding: Decoding, bench: Benchmarks) -> dict[str, Any]:
     """The ACD model (expert vs the amateur at ``layer``, ``alpha``) on the group's tasks: HFLM over it."""
-    args = {"pretrained": decoding.model, "layer": decoding.layer, "alpha": decoding.alpha,
-            "expert": decoding.expert, "amateur": decoding.amateur}
-    return _run(bench, group, args, decoding.seed)
+    return _run(bench, group, {"pretrained": decoding.model, **decoding.contrast_kwargs()}, decoding.seed)
 
 
 # ---- plot data: one row per exit, metrics averaged over the group's tasks -----------------

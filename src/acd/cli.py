@@ -28,11 +28,21 @@ def generate(
     prompt: str = typer.Argument(..., help="Text to continue."),
     model: str = typer.Option("gpt2-medium", help="Hub id or local directory of a causal LM."),
     heads: Optional[str] = typer.Option(None, help="Trained exit heads directory (train_heads output)."),
-    layer: int = typer.Option(12, help="Amateur exit layer."),
+    layer: str = typer.Option("12", help="Amateur exit layer, or 'dynamic' (per token, see --candidate-layers)."),
     alpha: float = typer.Option(0.1, help="Plausibility threshold in [0, 1]."),
     strategy: str = typer.Option("greedy", help="greedy | beam | top-k | top-p"),
     expert: Optional[str] = typer.Option(None, help="original | new (default: new with heads, else original)"),
-    amateur: Optional[str] = typer.Option(None, help="head | lens (default: head with heads, else lens)"),
+    amateur: Optional[str] = typer.Option(
+        None, help="head | lens | model (default: model with --amateur-model, head with heads, else lens)"
+    ),
+    amateur_model: Optional[str] = typer.Option(
+        None, help="A small LM with the same tokenizer as the amateur (contrastive decoding; --layer unused)."
+    ),
+    amateur_temperature: float = typer.Option(1.0, help="Amateur logits are divided by it (contrastive decoding 0.5)."),
+    keep_tail: bool = typer.Option(
+        True, "--keep-tail/--no-keep-tail", help="Tokens outside the plausible set keep p_EXP (ACD) or get -inf (CD)."
+    ),
+    candidate_layers: Optional[str] = typer.Option(None, help="Candidate exit layers of --layer dynamic, e.g. 2,4,6."),
     max_new_tokens: int = typer.Option(100, min=1, help="Tokens to generate."),
     seed: int = typer.Option(0, help="Sampling seed."),
     no_acd: bool = typer.Option(False, "--no-acd", help="Decode with the plain expert instead."),
@@ -43,8 +53,12 @@ def generate(
     from acd.loading import load
 
     strategy_kwargs(strategy)
+    contrast = {} if no_acd else {
+        "layer": layer, "amateur": amateur, "amateur_model": amateur_model, "candidate_layers": candidate_layers
+    }
     lm, tokenizer = load(
-        model, heads=heads, layer=None if no_acd else layer, alpha=alpha, expert=expert, amateur=amateur, device=device
+        model, heads=heads, alpha=alpha, expert=expert, amateur_temperature=amateur_temperature, keep_tail=keep_tail,
+        device=device, **contrast,
     )
     typer.echo(prompt + generate_batch(lm, tokenizer, [prompt], strategy, max_new_tokens, seed=seed)[0])
 
@@ -74,6 +88,7 @@ def inspect_command(
     alpha: float = typer.Option(0.1, help="Plausibility threshold in [0, 1]."),
     expert: Optional[str] = typer.Option(None, help="original | new (default: new with heads, else original)"),
     amateur: Optional[str] = typer.Option(None, help="head | lens (default: head with heads, else lens)"),
+    amateur_temperature: float = typer.Option(1.0, help="Amateur logits are divided by it before the contrast."),
     top: int = typer.Option(8, help="Tokens shown per distribution."),
     positions: str = typer.Option("last", help="last: the next token only | all: after every token of PROMPT."),
     exits: str = typer.Option("all", help="Exits shown: all | head (trained heads) | lens (lm_head at every layer)."),
@@ -103,7 +118,8 @@ def inspect_command(
         raise UsageError(f"out={out!r} is not allowed{with_generate}: use a {', '.join('.' + a for a in allowed)} file")
     if generate_steps < 0 or (generate_steps and positions != "last"):
         raise UsageError(f"generate={generate_steps} is not allowed: use a number of steps >= 1, with --positions last")
-    lm, tokenizer = load(model, heads=heads, layer=layer, alpha=alpha, expert=expert, amateur=amateur, device=device)
+    lm, tokenizer = load(model, heads=heads, layer=layer, alpha=alpha, expert=expert, amateur=amateur,
+                         amateur_temperature=amateur_temperature, device=device)
     # Piped output is never cut to 80 columns: a table row stays one line.
     console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 1000)
     if generate_steps:
@@ -228,7 +244,9 @@ def lm_eval(
     tasks: str = typer.Option(..., help="Comma-separated lm-eval tasks, e.g. lambada_openai,wikitext."),
     model_args: str = typer.Option(
         ..., "--model-args",
-        help="pretrained=ID_OR_DIR[,heads=DIR][,layer=12][,alpha=0.1][,expert=new][,amateur=head][,exits=all+acd]",
+        help="pretrained=ID_OR_DIR[,heads=DIR][,layer=12|dynamic][,alpha=0.1][,expert=new][,amateur=head|lens|model]"
+        "[,amateur_model=ID_OR_DIR][,amateur_temperature=1.0][,keep_tail=true][,candidate_layers=2+4+6]"
+        "[,exits=all+acd]",
     ),
     limit: Optional[float] = typer.Option(None, help="Documents per task (a fraction when < 1)."),
     batch_size: int = typer.Option(8, min=1, help="Sequences per forward pass."),

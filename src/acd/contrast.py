@@ -21,7 +21,7 @@ import torch
 
 from acd.errors import UsageError
 
-__all__ = ["acd_log_probs", "check_alpha", "check_min_candidates", "compute_dtype"]
+__all__ = ["acd_log_probs", "check_alpha", "check_amateur_temperature", "check_min_candidates", "compute_dtype"]
 
 
 def check_alpha(alpha: object) -> float:
@@ -38,6 +38,13 @@ def check_min_candidates(min_candidates: object) -> int:
             f"min_candidates={min_candidates!r} is not allowed: min_candidates must be an integer >= 1"
         )
     return min_candidates
+
+
+def check_amateur_temperature(temperature: object) -> float:
+    """Return the amateur temperature as a float (finite, > 0), or raise UsageError naming the allowed range."""
+    if isinstance(temperature, bool) or not isinstance(temperature, Real) or not 0.0 < float(temperature) < math.inf:
+        raise UsageError(f"amateur_temperature={temperature!r} is not allowed: it must be a finite number > 0")
+    return float(temperature)
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:

@@ -24,7 +24,7 @@ import torch
 
 from acd.architectures import num_layers
 from acd.errors import UsageError
-from acd.model import Contrast, Exit, check_exit, contrast_logits, run_body
+from acd.model import Contrast, Exit, ModelAmateur, check_exit, contrast_logits, run_body
 
 ALLOWED = "head<L>, lens<L>, original, new, heads, lenses, all, acd"
 _SINGLE = re.compile(r"(head|lens)(\d+)")
@@ -107,10 +107,14 @@ def score_exits(
     layers = _read_layers(model, contrasts.values())
     body = run_body(model, layers, input_ids=ids.to(device), use_cache=False)
     at_targets = _at_positions(body, positions, layers)
+    amateur_output = None
+    if any(isinstance(contrast.amateur, ModelAmateur) for contrast in contrasts.values()):
+        logits = model.acd_amateur_model(input_ids=ids.to(device), use_cache=False).logits
+        amateur_output = logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1]))
     totals, greedy = [], []
     for contrast in contrasts.values():
         log_probs = torch.log_softmax(
-            contrast_logits(model, model.acd_heads, contrast, at_targets, slice(None)).float(), dim=-1
+            contrast_logits(model, model.acd_heads, contrast, at_targets, slice(None), amateur_output).float(), dim=-1
         )
         token = log_probs.gather(-1, targets[..., None]).squeeze(-1)
         totals.append(token.masked_fill(~valid, 0.0).sum(-1))
@@ -120,7 +124,7 @@ def score_exits(
 
 def _read_layers(model: Any, contrasts: Iterable[Contrast]) -> list[int]:
     """The intermediate layers the contrasts read (the last layer's state comes anyway)."""
-    exits = {exit for contrast in contrasts for exit in (contrast.expert, contrast.amateur) if exit is not None}
+    exits = {exit for contrast in contrasts for exit in contrast.exits()}
     return sorted({exit.layer for exit in exits if exit.layer != num_layers(model)})
 
 

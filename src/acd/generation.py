@@ -200,8 +200,7 @@ def load_generator(top: Plain | Decoding, heads: str | os.PathLike[str], dtype: 
     """
     if not contrast:
         return load(top.model, heads=heads if top.expert == "new" else None, expert=top.expert, dtype=dtype)
-    return load(top.model, heads=heads, layer=top.layer, alpha=top.alpha, expert=top.expert, amateur=top.amateur,
-                dtype=dtype)
+    return load(top.model, heads=heads, dtype=dtype, **top.contrast_kwargs())
 
 
 def generate_domains(

@@ -146,6 +146,8 @@ def inspect_positions(
     heads: ExitHeads | None = model.acd_heads
     if contrast.amateur is None:
         raise UsageError("layer=None is not allowed for inspect: give the amateur exit layer")
+    if not isinstance(contrast.amateur, Exit):
+        raise UsageError(f"amateur={contrast.amateur} is not allowed for inspect: it shows one amateur exit (layer=L)")
     shown_exits = exits_of(model, heads, exits)
     device = model.get_output_embeddings().weight.device
     ids = torch.tensor([list(input_ids)], device=device)

@@ -53,6 +53,8 @@ class ACDLM(HFLM):
         min_candidates: int = 1,
         keep_tail: bool = True,
         amateur_temperature: float = 1.0,
+        amateur_model: str | None = None,
+        candidate_layers: str | int | Sequence[int] | None = None,
         exits: str | Sequence[str] | None = None,
         device: str | None = None,
         dtype: str | None = None,
@@ -70,7 +72,7 @@ class ACDLM(HFLM):
         model, tokenizer = load(
             str(pretrained), heads=heads, layer=layer, alpha=alpha, expert=expert, amateur=amateur,
             min_candidates=min_candidates, keep_tail=keep_tail, amateur_temperature=amateur_temperature,
-            device=device, dtype=dtype,
+            amateur_model=amateur_model, candidate_layers=candidate_layers, device=device, dtype=dtype,
         )
         super().__init__(
             pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=max_batch_size,

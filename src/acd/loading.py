@@ -19,10 +19,11 @@ from acd.architectures import architecture_for
 from acd.errors import OFFLINE_RUN, UsageError
 from acd.heads import ExitHeads
 from acd.multiexit import load_heads
-from acd.model import Contrast, Exit, check_contrast, make_auto_contrastive
+from acd.model import Amateur, Contrast, DynamicAmateur, Exit, ModelAmateur, check_contrast, make_auto_contrastive
+from acd.params import DYNAMIC, parse_candidate_layers, parse_layer
 
 EXPERT_KINDS = ("original", "new")
-AMATEUR_KINDS = ("head", "lens")
+AMATEUR_KINDS = ("head", "lens", "model")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
 
 
@@ -53,32 +54,33 @@ def check_kinds(expert: str | None, amateur: str | None) -> None:
         raise UsageError(f"amateur={amateur!r} is not allowed: use one of {', '.join(AMATEUR_KINDS)}")
 
 
-def _cannot_load(name: str, error: Exception) -> UsageError:
+def _cannot_load(name: str, error: Exception, param: str = "model") -> UsageError:
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return UsageError(
-        f"model={name!r} cannot be loaded ({first}); offline, point model at a local directory "
+        f"{param}={name!r} cannot be loaded ({first}); offline, point {param} at a local directory "
         f"(one written by save_pretrained or `acd tiny-model DIR`), {OFFLINE_RUN}"
     )
 
 
-def load_config(model_name_or_path: str | os.PathLike[str]) -> PretrainedConfig:
+def load_config(model_name_or_path: str | os.PathLike[str], param: str = "model") -> PretrainedConfig:
     """The model's config alone (seconds, no weights): to check layers and context before real work."""
     try:
         return AutoConfig.from_pretrained(str(model_name_or_path))
     except (OSError, ValueError) as error:
-        raise _cannot_load(str(model_name_or_path), error) from None
+        raise _cannot_load(str(model_name_or_path), error, param) from None
 
 
-def load_tokenizer(model_name_or_path: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
+def load_tokenizer(model_name_or_path: str | os.PathLike[str], param: str = "model") -> PreTrainedTokenizerBase:
     """The model's tokenizer alone (the chunk stage needs no weights)."""
     try:
         return AutoTokenizer.from_pretrained(str(model_name_or_path))
     except (OSError, ValueError) as error:
-        raise _cannot_load(str(model_name_or_path), error) from None
+        raise _cannot_load(str(model_name_or_path), error, param) from None
 
 
 def load_pretrained(
-    model_name_or_path: str | os.PathLike[str], device: str | None = None, dtype: str | torch.dtype | None = None
+    model_name_or_path: str | os.PathLike[str], device: str | None = None, dtype: str | torch.dtype | None = None,
+    param: str = "model",
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The frozen base model (eval mode) and its tokenizer, with a pad token for batching."""
     torch_dtype = resolve_dtype(dtype)
@@ -87,24 +89,81 @@ def load_pretrained(
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, **({"dtype": torch_dtype} if torch_dtype else {}))
     except (OSError, ValueError) as error:
-        raise _cannot_load(name, error) from None
+        raise _cannot_load(name, error, param) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device or default_device()).eval().requires_grad_(False)
     return model, tokenizer
 
 
+def check_shared_vocabulary(model_name_or_path: str | os.PathLike[str], amateur_model: str | os.PathLike[str]) -> None:
+    """Contrastive decoding compares two models token id by token id: same tokenizer vocabulary, same logit size.
+
+    Tokenizers and configs load in seconds, so a mismatch fails before any weights are read.
+    """
+    expert_vocab = load_tokenizer(model_name_or_path).get_vocab()
+    amateur_vocab = load_tokenizer(amateur_model, "amateur_model").get_vocab()
+    if expert_vocab != amateur_vocab:
+        differ = len(set(expert_vocab.items()) ^ set(amateur_vocab.items()))
+        raise UsageError(
+            f"amateur_model={str(amateur_model)!r} does not share the expert's tokenizer ({len(amateur_vocab)} vs "
+            f"{len(expert_vocab)} tokens, {differ} (token, id) pairs differ): pick a smaller model of the same family"
+        )
+    sizes = [load_config(name, param).get_text_config().vocab_size
+             for name, param in ((model_name_or_path, "model"), (amateur_model, "amateur_model"))]
+    if sizes[0] != sizes[1]:
+        raise UsageError(
+            f"amateur_model={str(amateur_model)!r} has {sizes[1]} output logits, the expert {sizes[0]}: "
+            "the two must score the same vocabulary"
+        )
+
+
+def check_amateur_args(
+    amateur: str | None, amateur_model: object, layer: int | str | None, candidate_layers: list[int] | None
+) -> None:
+    """Refuse settings that contradict each other, before anything is loaded."""
+    if amateur == "model" and amateur_model is None:
+        raise UsageError("amateur_model is missing: amateur='model' needs a hub id or directory of a small LM")
+    if amateur_model is not None and amateur != "model":
+        raise UsageError(
+            f"amateur_model={str(amateur_model)!r} is not allowed with amateur={amateur!r}: use amateur='model'"
+        )
+    if layer == DYNAMIC and amateur == "model":
+        raise UsageError("layer='dynamic' is not allowed with amateur='model': it picks among the expert's exits")
+    if layer == DYNAMIC and not candidate_layers:
+        raise UsageError("candidate_layers is missing: layer='dynamic' needs candidate exit layers, e.g. [2, 4, 6]")
+    if candidate_layers and layer != DYNAMIC:
+        raise UsageError(
+            f"candidate_layers={candidate_layers} is not allowed with layer={layer!r}: use layer='dynamic'"
+        )
+
+
+def amateur_of(
+    amateur: str, layer: int | str | None, candidate_layers: list[int] | None, amateur_model: object
+) -> Amateur | None:
+    """The contrast's amateur: a separate model, a dynamic choice among exits, one exit, or none (``layer=None``)."""
+    if amateur == "model":
+        return ModelAmateur(str(amateur_model))
+    if layer is None:
+        return None
+    if layer == DYNAMIC:
+        return DynamicAmateur(tuple(Exit(candidate, amateur) for candidate in candidate_layers or ()))
+    return Exit(layer, amateur)
+
+
 def load(
     model_name_or_path: str | os.PathLike[str],
     *,
     heads: str | os.PathLike[str] | ExitHeads | None = None,
-    layer: int | None = None,
+    layer: int | str | None = None,
     alpha: float = 0.1,
     expert: str | None = None,
     amateur: str | None = None,
     min_candidates: int = 1,
     keep_tail: bool = True,
     amateur_temperature: float = 1.0,
+    amateur_model: str | os.PathLike[str] | None = None,
+    candidate_layers: list[int] | str | None = None,
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -112,27 +171,44 @@ def load(
 
     ``layer=None`` gives the plain expert. ``expert`` defaults to ``new`` when ``heads`` hold
     a final-layer head (the paper) and to ``original`` otherwise; ``amateur`` defaults to
-    ``head`` when heads are given and to ``lens`` otherwise, so ACD works on any model.
+    ``model`` when ``amateur_model`` is given, else to ``head`` when heads are given and to
+    ``lens`` otherwise, so ACD works on any model. ``layer='dynamic'`` picks, per token, the
+    exit of ``candidate_layers`` furthest from the expert (Jensen-Shannon divergence).
+    ``amateur_model`` (a small LM with the expert's tokenizer) is the amateur of contrastive
+    decoding (Li et al. 2022: ``amateur_temperature=0.5``, ``keep_tail=False``); ``layer`` is unused then.
     """
     check_kinds(expert, amateur)
     # Settings first: a typo fails before minutes of loading.
     Contrast(expert=Exit(1), alpha=alpha, min_candidates=min_candidates, amateur_temperature=amateur_temperature)
-    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 1):
-        raise UsageError(f"layer={layer!r} is out of range: it must be an integer >= 1 (an exit layer)")
+    layer = parse_layer(layer)
+    candidate_layers = parse_candidate_layers(candidate_layers)
+    if amateur is None and amateur_model is not None:
+        amateur = "model"
+    check_amateur_args(amateur, amateur_model, layer, candidate_layers)
     exit_heads = heads if isinstance(heads, ExitHeads) or heads is None else load_heads(heads)
-    # The config (seconds, no weights) is enough to check the heads and both exits.
+    # The config (seconds, no weights) is enough to check the heads and every exit.
     config = load_config(model_name_or_path)
     architecture_for(config.model_type)
     n_layers = config.num_hidden_layers
     if exit_heads is not None:
         exit_heads.check_fits(config.vocab_size, config.hidden_size, n_layers)
-    if expert is None:
-        expert = "new" if exit_heads is not None and n_layers in exit_heads else "original"
     if amateur is None:
         amateur = "head" if exit_heads is not None else "lens"
+    if layer == DYNAMIC and amateur == "head":
+        untrained = [c for c in candidate_layers or () if exit_heads is None or c not in exit_heads]
+        if untrained:
+            trained = "no heads were given" if exit_heads is None else f"trained exits are {exit_heads.exit_layers}"
+            raise UsageError(
+                f"candidate_layers={candidate_layers} has no trained head for layers {untrained} ({trained}): "
+                "pick trained layers, or use amateur='lens'"
+            )
+    if amateur == "model":
+        check_shared_vocabulary(model_name_or_path, amateur_model)
+    if expert is None:
+        expert = "new" if exit_heads is not None and n_layers in exit_heads else "original"
     contrast = Contrast(
         expert=expert_exit(expert, n_layers),
-        amateur=None if layer is None else Exit(layer, amateur),
+        amateur=amateur_of(amateur, layer, candidate_layers, amateur_model),
         alpha=alpha,
         min_candidates=min_candidates,
         keep_tail=keep_tail,
@@ -140,7 +216,10 @@ def load(
     )
     check_contrast(n_layers, exit_heads, contrast)
     model, tokenizer = load_pretrained(model_name_or_path, device=device, dtype=dtype)
-    return make_auto_contrastive(model, contrast, exit_heads), tokenizer
+    amateur_lm = None
+    if amateur == "model":
+        amateur_lm, _ = load_pretrained(amateur_model, device=str(model.device), dtype=dtype, param="amateur_model")
+    return make_auto_contrastive(model, contrast, exit_heads, amateur_lm), tokenizer
 
 
 def describe(model: Any) -> dict[str, Any]:

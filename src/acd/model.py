@@ -3,7 +3,8 @@
 An *exit* is a layer L and a head kind: ``head`` (a trained exit head) or ``lens`` (the
 model's own ``lm_head``). Both read ``final_norm(hidden_states[L])``; at the last layer the
 normed state is the model's ``last_hidden_state``, so the lens exit at the last layer is
-exactly the original model.
+exactly the original model. The amateur is one exit, a per-position choice among candidate
+exits (:class:`DynamicAmateur`), or a separate small LM (:class:`ModelAmateur`).
 
 The ACD model is the loaded model itself with one mixin on top of its class
 (:func:`make_auto_contrastive`): only ``forward`` changes, so ``generate()`` with every
@@ -13,7 +14,6 @@ strategy and KV cache, ``HFLM`` and any code that calls a causal LM work unchang
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,7 +24,9 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from acd.architectures import final_norm, num_layers
-from acd.contrast import acd_log_probs, check_alpha, check_min_candidates, compute_dtype
+from acd.amateur_model import amateur_model_logits
+from acd.contrast import acd_log_probs, check_alpha, check_amateur_temperature, check_min_candidates, compute_dtype
+from acd.dynamic import select_amateur
 from acd.errors import UsageError
 from acd.heads import ExitHeads
 
@@ -43,11 +45,35 @@ class Exit:
 
 
 @dataclass(frozen=True)
+class DynamicAmateur:
+    """DoLa-style amateur (Chuang et al. 2023): at each position, the candidate exit whose distribution
+    is furthest from the expert's by Jensen-Shannon divergence."""
+
+    candidates: tuple[Exit, ...]
+
+    def __str__(self) -> str:
+        return "dynamic:" + "+".join(str(exit) for exit in self.candidates)
+
+
+@dataclass(frozen=True)
+class ModelAmateur:
+    """A separate small LM sharing the tokenizer (Li et al. 2022); the ACD model holds it as ``acd_amateur_model``."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"model:{self.name}"
+
+
+Amateur = Exit | DynamicAmateur | ModelAmateur
+
+
+@dataclass(frozen=True)
 class Contrast:
     """What the ACD model computes: the expert alone (``amateur=None``) or p_ACD(expert, amateur)."""
 
     expert: Exit
-    amateur: Exit | None = None
+    amateur: Amateur | None = None
     alpha: float = 0.1
     min_candidates: int = 1
     keep_tail: bool = True
@@ -56,11 +82,15 @@ class Contrast:
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
         check_min_candidates(self.min_candidates)
-        temperature = self.amateur_temperature
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
-            raise UsageError(
-                f"amateur_temperature={temperature!r} is not allowed: it must be a finite number > 0"
-            )
+        check_amateur_temperature(self.amateur_temperature)
+
+    def exits(self) -> list[Exit]:
+        """The exits of this model's body the contrast reads (a separate amateur model reads none)."""
+        if isinstance(self.amateur, Exit):
+            return [self.expert, self.amateur]
+        if isinstance(self.amateur, DynamicAmateur):
+            return [self.expert, *self.amateur.candidates]
+        return [self.expert]
 
 
 def check_exit(n_layers: int, heads: ExitHeads | None, exit: Exit, role: str) -> None:
@@ -78,10 +108,12 @@ def check_exit(n_layers: int, heads: ExitHeads | None, exit: Exit, role: str) ->
 
 
 def check_contrast(n_layers: int, heads: ExitHeads | None, contrast: Contrast) -> None:
-    """Both exits of ``contrast`` exist on a model of ``n_layers`` layers with these heads."""
+    """Every exit ``contrast`` reads exists on a model of ``n_layers`` layers with these heads."""
     check_exit(n_layers, heads, contrast.expert, "expert")
-    if contrast.amateur is not None:
-        check_exit(n_layers, heads, contrast.amateur, "amateur")
+    if isinstance(contrast.amateur, DynamicAmateur) and not contrast.amateur.candidates:
+        raise UsageError("candidate_layers=[] is not allowed: layer='dynamic' needs at least one exit layer")
+    for exit in contrast.exits()[1:]:
+        check_exit(n_layers, heads, exit, "amateur")
 
 
 def hidden_at(model: nn.Module, body_output: Any, layer: int, keep: slice | torch.Tensor) -> torch.Tensor:
@@ -112,8 +144,12 @@ def exit_logits(
     model: nn.Module, heads: ExitHeads | None, exit: Exit, body_output: Any, keep: slice | torch.Tensor
 ) -> torch.Tensor:
     """Logits of one exit, computed only at the kept positions."""
-    head = model.get_output_embeddings() if exit.kind == "lens" else heads[exit.layer]
-    return project(head, hidden_at(model, body_output, exit.layer, keep))
+    return project(exit_head(model, heads, exit), hidden_at(model, body_output, exit.layer, keep))
+
+
+def exit_head(model: nn.Module, heads: ExitHeads | None, exit: Exit) -> nn.Module:
+    """The linear map of an exit: the model's lm_head (lens) or the trained head on its layer."""
+    return model.get_output_embeddings() if exit.kind == "lens" else heads[exit.layer]
 
 
 def positions_to_keep(logits_to_keep: int | torch.Tensor) -> slice | torch.Tensor:
@@ -138,14 +174,21 @@ def run_body(model: nn.Module, layers: Iterable[int] | None = None, **inputs: An
 
 def body_layers(model: nn.Module, contrast: Contrast) -> list[int]:
     """The intermediate layers whose hidden states the contrast reads (the last layer's comes anyway)."""
-    exits = [contrast.expert] if contrast.amateur is None else [contrast.expert, contrast.amateur]
-    return [exit.layer for exit in exits if exit.layer != num_layers(model)]
+    return [exit.layer for exit in contrast.exits() if exit.layer != num_layers(model)]
 
 
 def contrast_logits(
-    model: nn.Module, heads: ExitHeads | None, contrast: Contrast, body_output: Any, keep: slice | torch.Tensor
+    model: nn.Module,
+    heads: ExitHeads | None,
+    contrast: Contrast,
+    body_output: Any,
+    keep: slice | torch.Tensor,
+    amateur_model_output: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The logits the ACD model returns: plain expert logits, or ACD log-probs (float32 at least).
+
+    ``amateur_model_output`` is the separate amateur model's logits at the kept positions
+    (``amateur='model'``). A dynamic amateur is chosen per position inside the chunks below.
 
     Scoring a long batch needs the contrast at every position. It runs over a few rows at a
     time (:func:`contrast_chunk_elements`), so its vocabulary-wide temporaries stay small and are
@@ -155,22 +198,44 @@ def contrast_logits(
     """
     if contrast.amateur is None:
         return exit_logits(model, heads, contrast.expert, body_output, keep)
-    expert, amateur = exit_pair_logits(model, heads, contrast, body_output, keep)
-    if contrast.amateur_temperature != 1.0:
-        amateur = amateur / contrast.amateur_temperature
-    dtype = compute_dtype(expert, amateur)
+    if isinstance(contrast.amateur, Exit):
+        expert, amateur = exit_pair_logits(model, heads, contrast, body_output, keep)
+    else:
+        expert = exit_logits(model, heads, contrast.expert, body_output, keep)
+        amateur = amateur_model_output if isinstance(contrast.amateur, ModelAmateur) else None
+        if isinstance(contrast.amateur, ModelAmateur) and amateur is None:
+            raise ValueError("amateur='model' needs the amateur model's logits (amateur_model_output)")
+    candidates = None
+    if isinstance(contrast.amateur, DynamicAmateur):
+        # Normed hidden states are d_model wide: compute once; the vocabulary-wide logits per chunk.
+        candidates = [
+            (exit_head(model, heads, exit), hidden_at(model, body_output, exit.layer, keep))
+            for exit in contrast.amateur.candidates
+        ]
+    dtype = compute_dtype(expert) if amateur is None else compute_dtype(expert, amateur)
     in_place = expert.dtype == dtype and not expert.requires_grad
     log_probs = expert if in_place else torch.empty(expert.shape, dtype=dtype, device=expert.device)
     # Chunks of whole rows (batch x positions flattened) are contiguous: a slice along positions
     # alone is strided when batch > 1, and each op would first copy it.
     vocab = expert.shape[-1]
-    rows_out = log_probs.view(-1, vocab)
-    rows_expert, rows_amateur = expert.reshape(-1, vocab), amateur.reshape(-1, vocab)
+    rows_out, rows_expert = log_probs.view(-1, vocab), expert.reshape(-1, vocab)
+    rows_amateur = None if amateur is None else amateur.reshape(-1, vocab)
+    rows_candidates = [(head, hidden.flatten(0, -2)) for head, hidden in candidates or ()]
     step = max(1, contrast_chunk_elements(expert.device) // vocab)
     for start in range(0, rows_out.shape[0], step):
         rows = slice(start, start + step)
+        if rows_amateur is not None:
+            chunk_amateur = rows_amateur[rows]
+        else:
+            chunk_amateur, _ = select_amateur(
+                rows_expert[rows], [project(head, hidden[rows]) for head, hidden in rows_candidates]
+            )
+        if contrast.amateur_temperature != 1.0:
+            # A selected candidate is log-softmaxed: dividing log-probs by T divides the logits by T up to
+            # one number per row, which the contrast cancels.
+            chunk_amateur = chunk_amateur / contrast.amateur_temperature
         acd_log_probs(
-            rows_expert[rows], rows_amateur[rows], alpha=contrast.alpha,
+            rows_expert[rows], chunk_amateur, alpha=contrast.alpha,
             min_candidates=contrast.min_candidates, keep_tail=contrast.keep_tail, out=rows_out[rows],
         )
     return log_probs
@@ -212,6 +277,7 @@ class AutoContrastiveMixin:
 
     acd_heads: ExitHeads | None
     acd_contrast: Contrast
+    acd_amateur_model: nn.Module | None
 
     def forward(
         self,
@@ -221,10 +287,17 @@ class AutoContrastiveMixin:
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
+        amateur_output = None
+        if isinstance(self.acd_contrast.amateur, ModelAmateur):
+            amateur_output, kwargs = amateur_model_logits(
+                self, self.acd_amateur_model, input_ids, attention_mask, logits_to_keep, kwargs
+            )
         body_output = run_body(
             self, body_layers(self, self.acd_contrast), input_ids=input_ids, attention_mask=attention_mask, **kwargs
         )
-        logits = contrast_logits(self, self.acd_heads, self.acd_contrast, body_output, positions_to_keep(logits_to_keep))
+        logits = contrast_logits(
+            self, self.acd_heads, self.acd_contrast, body_output, positions_to_keep(logits_to_keep), amateur_output
+        )
         loss = None
         if labels is not None:
             loss = F.cross_entropy(
@@ -237,6 +310,8 @@ class AutoContrastiveMixin:
     def set_contrast(self, **changes: Any) -> Contrast:
         """Change alpha, layer exits, etc. in place, checked as at load time."""
         contrast = replace(self.acd_contrast, **changes)
+        if isinstance(contrast.amateur, ModelAmateur) and getattr(self, "acd_amateur_model", None) is None:
+            raise UsageError("amateur='model' is not allowed here: this ACD model was loaded without amateur_model")
         check_contrast(num_layers(self), self.acd_heads, contrast)
         self.acd_contrast = contrast
         return contrast
@@ -247,8 +322,13 @@ def _auto_contrastive_class(base_class: type) -> type:
     return type(f"AutoContrastive{base_class.__name__}", (AutoContrastiveMixin, base_class), {})
 
 
-def make_auto_contrastive(model: nn.Module, contrast: Contrast, heads: ExitHeads | None = None) -> nn.Module:
-    """Turn a loaded causal LM into the ACD model in place (and return it)."""
+def make_auto_contrastive(
+    model: nn.Module, contrast: Contrast, heads: ExitHeads | None = None, amateur_model: nn.Module | None = None
+) -> nn.Module:
+    """Turn a loaded causal LM into the ACD model in place (and return it).
+
+    ``amateur_model`` (for ``ModelAmateur``) becomes a submodule, so ``.to()`` and ``.eval()`` reach it.
+    """
     if heads is not None:
         heads.check_compatible(model)
         lm_head = model.get_output_embeddings()
@@ -256,6 +336,7 @@ def make_auto_contrastive(model: nn.Module, contrast: Contrast, heads: ExitHeads
     if not isinstance(model, AutoContrastiveMixin):
         model.__class__ = _auto_contrastive_class(type(model))
     model.acd_heads = heads
+    model.acd_amateur_model = amateur_model
     model.acd_contrast = Contrast(expert=contrast.expert)  # replaced, checked, just below
     model.set_contrast(**{f: getattr(contrast, f) for f in contrast.__dataclass_fields__})
     return model
