@@ -51,7 +51,7 @@ def test_build_errors_name_the_parameter(data: dict, message: str) -> None:
 
 def test_decoding_top_level(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text("model: gpt2-medium\nalpha: 0.2\nlayer: 8\nother: {x: 1}\n")
+    path.write_text("model: gpt2-medium\nalpha: 0.2\nlayer: 8\ncorpus: {x: 1}\n")
     params = read_params(path)
     assert pick(params, Decoding) == Decoding(model="gpt2-medium", alpha=0.2, layer=8)
     with pytest.raises(UsageError, match=r"alpha=1\.2 is not allowed"):
@@ -62,6 +62,16 @@ def test_decoding_top_level(tmp_path: Path) -> None:
         pick({"model": "m", "expert": "best"}, Decoding)
     with pytest.raises(UsageError, match=r"^missing is missing from params.yaml"):
         section(params, "missing", Inner)
+
+
+def test_misspelt_top_level_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("model: gpt2-medium\nalpah: 0.2\n")
+    with pytest.raises(UsageError, match=r"^alpah is not a known parameter: did you mean 'alpha'\? known top-level keys"):
+        read_params(path)
+    root = Path(__file__).resolve().parents[1]
+    for shipped in (root / "params.yaml", root / "src/acd/data/demo/params.yaml"):  # the params we ship pass
+        assert read_params(shipped)["alpha"] == 0.1
 
 
 def test_read_params_errors(tmp_path: Path) -> None:

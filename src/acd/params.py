@@ -8,6 +8,7 @@ ranges, so a typo fails in a second with one line naming the parameter and what 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import types
 import typing
@@ -35,7 +36,21 @@ def read_params(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, Any]:
         raise UsageError(f"params={str(path)!r} is not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise UsageError(f"params={str(path)!r} must be a mapping of parameters")
+    check_top_level(data)
     return data
+
+
+# The stages' sections of params.yaml; the other top-level keys are the fields of :class:`Decoding`.
+SECTIONS = ("corpus", "heads", "train", "prompts", "generation", "generation_metrics", "benchmarks")
+
+
+def check_top_level(params: dict[str, Any]) -> None:
+    """Refuse a misspelt top-level key: each stage reads only its own keys, so ``alpah: 0.2`` would pass unseen."""
+    known = {field.name for field in fields(Decoding)} | set(SECTIONS)
+    for key in sorted(set(params) - known, key=str):
+        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(f"{key} is not a known parameter: {hint}known top-level keys are {', '.join(sorted(known))}")
 
 
 def _type_name(tp: Any) -> str:
