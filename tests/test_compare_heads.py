@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import runpy
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from stage_script import run
 
 from acd.compare_heads import SETTINGS, gather, other_expert, report_table
 from acd.errors import UsageError
@@ -98,14 +97,6 @@ def test_dvc_yaml_only_the_acd_stage_reads_acd_knobs() -> None:
     assert knobs <= set(stages["compare_heads_acd"]["params"])
     assert "params" not in stages["compare_heads"]  # it reads what the documents record
 
-
-def run(script: str, *args: str) -> None:
-    argv = sys.argv
-    sys.argv = [script, *args]
-    try:
-        runpy.run_path(str(ROOT / "stages" / script), run_name="__main__")
-    finally:
-        sys.argv = argv
 
 
 def test_stages_offline_on_the_tiny_model(tmp_path: Path, tiny_gpt2: Path, gpt2_heads: Path,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import runpy
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from stage_script import run
 
 from acd.report import generation_tables, load_generation_metrics, load_layer_rows, render_markdown
 
@@ -29,14 +28,6 @@ def demo_params(model: Path) -> dict:
                                "coherence_pooling": "sentence-transformers", "batch_size": 16, "mauve": False},
     }
 
-
-def run(script: str, *args: str) -> None:
-    argv = sys.argv
-    sys.argv = [script, *args]
-    try:
-        runpy.run_path(str(ROOT / "stages" / script), run_name="__main__")
-    finally:
-        sys.argv = argv
 
 
 @pytest.fixture()
