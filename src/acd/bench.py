@@ -77,7 +77,7 @@ class Workload:
 
 
 FULL = Workload()
-# On a CPU: 12 heads with AdamW and 4x512 full logits need over 25 GB and minutes a step; 4 heads, 1x256 fit.
+# On a CPU: 12 heads with AdamW and 4x512 full logits need over 25 GB and minutes a step; 12 heads at 1x256 fit.
 CPU = replace(FULL, sweep_batch=1, sweep_tokens=64, train_micro_batch=1, train_seq_len=256)
 QUICK = Workload(new_tokens=8, score_tokens=64, sweep_batch=1, sweep_tokens=32, train_exits=2, train_micro_batch=1,
                  train_seq_len=64, reps=2)
