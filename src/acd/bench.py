@@ -492,25 +492,28 @@ def train_setup(bench: Bench, raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def train_step_tokens_per_s(bench: Bench) -> dict[str, Any]:
-    """Head-training tokens (targets) per second of one step (forward, backward, AdamW), chunked loss."""
+def training_figure(
+    bench: Bench, value: Callable[[dict[str, Any], dict[str, Any]], float], **goal: float
+) -> dict[str, Any]:
+    """A figure of the one training measurement (:attr:`Bench.training`): ``value(raw, cases)`` picks its number."""
     raw = bench.training
     cases = summarise(raw, train_workload(bench))
-    return figure(cases["chunked"]["tokens_per_s"], cases, train_setup(bench, raw), machine(bench.device))
+    return figure(value(raw, cases), cases, train_setup(bench, raw), machine(bench.device), **goal)
+
+
+def train_step_tokens_per_s(bench: Bench) -> dict[str, Any]:
+    """Head-training tokens (targets) per second of one step (forward, backward, AdamW), chunked loss."""
+    return training_figure(bench, lambda raw, cases: cases["chunked"]["tokens_per_s"])
 
 
 def train_peak_mem_bytes(bench: Bench) -> dict[str, Any]:
     """Peak bytes above the steady state during a head-training step's forward and backward, chunked loss."""
-    raw = bench.training
-    cases = summarise(raw, train_workload(bench))
-    return figure(cases["chunked"]["peak_above_steady_bytes"], cases, train_setup(bench, raw), machine(bench.device))
+    return training_figure(bench, lambda raw, cases: cases["chunked"]["peak_above_steady_bytes"])
 
 
 def chunked_over_full_peak_mem(bench: Bench) -> dict[str, Any]:
     """train_peak_mem_bytes of the chunked loss over that of full logits (median of back-to-back pairs)."""
-    raw = bench.training
-    cases = summarise(raw, train_workload(bench))
-    return figure(peak_ratio(raw), cases, train_setup(bench, raw), machine(bench.device), goal_max=0.35)
+    return training_figure(bench, lambda raw, cases: peak_ratio(raw), goal_max=0.35)
 
 
 # The shipped sample corpus (~55k GPT-2 tokens), read this many times over: enough tokens that the

@@ -103,13 +103,13 @@ def score_exits(
         positions[row] = len(tokens) - n + torch.arange(span).clamp(max=n - 1)
         targets[row, :n] = torch.tensor(continuation)
         valid[row, :n] = True
-    positions, targets, valid = (tensor.to(device) for tensor in (positions, targets, valid))
+    ids, positions, targets, valid = (tensor.to(device) for tensor in (ids, positions, targets, valid))
     layers = _read_layers(model, contrasts.values())
-    body = run_body(model, layers, input_ids=ids.to(device), use_cache=False)
+    body = run_body(model, layers, input_ids=ids, use_cache=False)
     at_targets = _at_positions(body, positions, layers)
     amateur_output = None
     if any(isinstance(contrast.amateur, ModelAmateur) for contrast in contrasts.values()):
-        logits = model.acd_amateur_model(input_ids=ids.to(device), use_cache=False).logits
+        logits = model.acd_amateur_model(input_ids=ids, use_cache=False).logits
         amateur_output = logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1]))
     totals, greedy = [], []
     for contrast in contrasts.values():
@@ -124,8 +124,8 @@ def score_exits(
 
 def _read_layers(model: Any, contrasts: Iterable[Contrast]) -> list[int]:
     """The intermediate layers the contrasts read (the last layer's state comes anyway)."""
-    exits = {exit for contrast in contrasts for exit in contrast.exits()}
-    return sorted({exit.layer for exit in exits if exit.layer != num_layers(model)})
+    last = num_layers(model)
+    return sorted({exit.layer for contrast in contrasts for exit in contrast.exits() if exit.layer != last})
 
 
 def _at_positions(body: Any, positions: torch.Tensor, layers: list[int]) -> SimpleNamespace:

@@ -86,7 +86,6 @@ TABLE6_EXPERT_HEADS: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
-
 def table6_model(name: str) -> tuple[str, str]:
     """The paper's Table 6 model matching ``name`` (gpt2-medium when none does), and how to label its columns."""
     for model in TABLE6_EXPERT_HEADS:
