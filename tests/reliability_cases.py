@@ -146,11 +146,13 @@ CASES: list[Case] = [
          "heads='models/heads': heads.safetensors does not match the sha256 in heads.json (truncated or replaced); "
          "retrain or re-import the heads", prepare=truncate("models/heads/heads.safetensors", 1000)),
     Case("heads-other-model", "`models/heads` trained on another model (hidden size 16, 6 layers)", GENERATE_ACD,
-         "heads='models/other-model' do not fit this model: heads have vocab 50257, hidden size 16, 6 layers; the "
-         "model has vocab 50257, hidden size 32, 4 layers", prepare=swap_heads("other-model")),
+         "heads='models/heads' do not fit this model: they were trained for 'models/other-model' (vocab 50257, "
+         "hidden size 16, 6 layers); the model has vocab 50257, hidden size 32, 4 layers",
+         prepare=swap_heads("other-model")),
     Case("heads-other-vocab", "`models/heads` of another vocabulary (1000 tokens)", GENERATE_ACD,
-         "heads='models/other-vocab' do not fit this model: heads have vocab 1000, hidden size 32, 4 layers; the "
-         "model has vocab 50257, hidden size 32, 4 layers", prepare=swap_heads("other-vocab")),
+         "heads='models/heads' do not fit this model: they were trained for 'models/other-vocab' (vocab 1000, "
+         "hidden size 32, 4 layers); the model has vocab 50257, hidden size 32, 4 layers",
+         prepare=swap_heads("other-vocab")),
     Case("corpus-empty", "empty corpus (blank lines only)", CHUNK,
          "corpus.files=['data/empty.txt'] holds no documents (every row is blank): give a corpus with text in it",
          params={"corpus.files": ["data/empty.txt"]}, prepare=write_file("data/empty.txt", b"\n \n")),

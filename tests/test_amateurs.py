@@ -19,7 +19,7 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 import acd
-from acd.amateur_model import PairCache
+from acd.amateur_model import CACHE, PairCache
 from acd.errors import UsageError
 from acd.heads import ExitHeads
 from acd.model import DynamicAmateur, Exit, ModelAmateur
@@ -84,8 +84,9 @@ def test_model_amateur_generate_with_cache_equals_without(tiny_gpt2: Path, small
     cached, uncached = run(True), run(False)
     torch.testing.assert_close(cached.sequences, uncached.sequences, rtol=0, atol=0)
     # The amateur really kept (and, for beams, reordered) its own cache beside the expert's.
-    assert isinstance(cached.past_key_values, PairCache)
-    assert cached.past_key_values.amateur.get_seq_length() == cached.past_key_values.get_seq_length() > 0
+    cache = getattr(cached, CACHE)
+    assert isinstance(cache, PairCache)
+    assert cache.amateur.get_seq_length() == cache.get_seq_length() > 0
 
 
 def test_unreordered_amateur_cache_would_change_beam_search(

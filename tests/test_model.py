@@ -195,7 +195,8 @@ def test_heads_for_another_model_are_rejected(tmp_path: Path, tiny_gpt2: Path) -
     other = acd.tiny.make_tiny_model(tmp_path / "wide", d_model=48)
     model, _ = acd.load(other, device="cpu")
     ExitHeads.for_model(model, [2, 4], base_model="wide").save(tmp_path / "heads")
-    with pytest.raises(acd.UsageError, match=r"do not fit this model: heads have vocab 50257, hidden size 48"):
+    with pytest.raises(acd.UsageError, match=r"heads='.*heads' do not fit this model: they were trained for 'wide' "
+                                             r"\(vocab 50257, hidden size 48"):
         acd.load(tiny_gpt2, heads=tmp_path / "heads", layer=2, device="cpu")
 
 

@@ -14,8 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import DynamicCache, PretrainedConfig
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from acd.errors import UsageError
+
+# The name of the KV cache in a forward's inputs and outputs: transformers 5.24 renamed ``past_key_values``
+# to ``cache`` (generate() passes ``cache=``), earlier 5.x releases use ``past_key_values``.
+CACHE = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 # Inputs that describe positions of the same tokens: the amateur must see what the expert sees.
 SHARED_INPUTS = ("position_ids", "cache_position")
@@ -62,7 +67,7 @@ def pair_cache(model: nn.Module, amateur: nn.Module, cache: Any, use_cache: bool
     if cache is None or (type(cache) is DynamicCache and cache.get_seq_length() == 0):
         return PairCache(model.config, amateur.config)
     raise UsageError(
-        f"past_key_values={type(cache).__name__} is not allowed with amateur='model': the amateur model needs its own "
+        f"{CACHE}={type(cache).__name__} is not allowed with amateur='model': the amateur model needs its own "
         "cache beside the expert's; use the default dynamic cache (no cache_implementation, no prefilled cache)"
     )
 
@@ -81,10 +86,10 @@ def amateur_model_logits(
     use_cache = inputs.get("use_cache")
     if use_cache is None:
         use_cache = getattr(model.config, "use_cache", True)
-    cache = pair_cache(model, amateur, inputs.get("past_key_values"), bool(use_cache))
+    cache = pair_cache(model, amateur, inputs.get(CACHE), bool(use_cache))
     shared = {name: inputs[name] for name in SHARED_INPUTS if inputs.get(name) is not None}
     output = amateur(
-        input_ids=input_ids, attention_mask=attention_mask, past_key_values=None if cache is None else cache.amateur,
-        use_cache=bool(use_cache), logits_to_keep=logits_to_keep, return_dict=True, **shared,
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=bool(use_cache), logits_to_keep=logits_to_keep,
+        return_dict=True, **{CACHE: None if cache is None else cache.amateur}, **shared,
     )
-    return output.logits, {**inputs, "past_key_values": cache, "use_cache": bool(use_cache)}
+    return output.logits, {**inputs, CACHE: cache, "use_cache": bool(use_cache)}

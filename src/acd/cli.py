@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Optional
+import traceback
+from typing import NoReturn, Optional
 
 import typer
 
@@ -49,10 +51,12 @@ def generate(
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
 ) -> None:
     """Continue PROMPT with ACD (or the plain expert with --no-acd)."""
-    from acd.decoding import generate_batch, strategy_kwargs
+    from acd.decoding import empty_prompt, generate_batch, strategy_kwargs
     from acd.loading import load
 
     strategy_kwargs(strategy)
+    if not prompt:  # before minutes of loading; a prompt that tokenizes to nothing is refused after
+        raise empty_prompt(prompt)
     contrast = {} if no_acd else {
         "layer": layer, "amateur": amateur, "amateur_model": amateur_model, "candidate_layers": candidate_layers
     }
@@ -352,32 +356,59 @@ def option_error(error: Exception, args: list[str]) -> str:
     return f"{error.format_message()} (see --help)"  # type: ignore[attr-defined]
 
 
+DEBUG_ENV = "ACD_DEBUG"  # set to 1 to see the traceback of an unexpected error
+INTERRUPTED = 130  # the shell's exit status after Ctrl-C (128 + SIGINT)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: UsageError and bad options become one line ``error: ...`` and exit code 2."""
-    try:
-        from typer._click import exceptions as click_errors  # typer vendors click from 0.2x on
-    except ImportError:  # pragma: no cover
-        from click import exceptions as click_errors
+    """Console entry point: every error ends as one line ``error: ...`` and a non-zero exit.
+
+    User mistakes exit 2. An interrupt exits 130. Anything unexpected exits 1; its traceback is
+    printed only when ``ACD_DEBUG=1``. Click's exceptions are recognised by their public
+    attributes (``exit_code``, ``format_message``): typer 0.29 vendors its own copy of click, so
+    ``click.ClickException`` does not catch them, and ``typer._click`` is private.
+    """
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        code = app(args=args, standalone_mode=False)
+        code = app(args=args or ["--help"], standalone_mode=False)
     except UsageError as error:
-        typer.echo(f"error: {error}", err=True)
-        sys.exit(2)
-    except click_errors.NoArgsIsHelpError as error:
-        error.show()
+        fail(str(error), 2)
+    except (KeyboardInterrupt, typer.Abort):
+        fail("interrupted", INTERRUPTED)
+    except typer.Exit as error:
         sys.exit(error.exit_code)
-    except click_errors.UsageError as error:
-        typer.echo(f"error: {option_error(error, args)}", err=True)
-        sys.exit(2)
-    except click_errors.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except click_errors.Abort:
-        typer.echo("Aborted!", err=True)
-        sys.exit(1)
+    except Exception as error:  # noqa: BLE001 - the one place that turns any error into one line
+        if is_click_error(error):
+            if type(error).__name__ == "NoArgsIsHelpError":  # a command group called bare: its help
+                error.show()  # type: ignore[attr-defined]
+                sys.exit(error.exit_code)  # type: ignore[attr-defined]
+            if error.exit_code == 2:  # type: ignore[attr-defined]  # click's UsageError and its subclasses
+                fail(option_error(error, args), 2)
+            fail(error.format_message(), error.exit_code)  # type: ignore[attr-defined]
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            traceback.print_exc()
+            fail(f"unexpected {type(error).__name__}: {first_line(str(error))}", 1)
+        fail(f"unexpected {type(error).__name__}: {first_line(str(error))} (set {DEBUG_ENV}=1 for the traceback)", 1)
+    if code == INTERRUPTED:  # typer turns Ctrl-C into this return value when it does not exit itself
+        fail("interrupted", INTERRUPTED)
     sys.exit(code if isinstance(code, int) else 0)
 
+
+def is_click_error(error: BaseException) -> bool:
+    """A click exception (from click itself or typer's vendored copy): it carries its exit code and message."""
+    return isinstance(error, getattr(typer, "TyperException", ())) or (
+        hasattr(error, "exit_code") and callable(getattr(error, "format_message", None))
+    )
+
+
+def first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "(no message)"
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print one ``error:`` line and exit with ``code``."""
+    typer.echo(f"error: {first_line(message)}", err=True)
+    sys.exit(code)
 
 if __name__ == "__main__":
     main()

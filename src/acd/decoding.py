@@ -28,6 +28,11 @@ def strategy_kwargs(strategy: str) -> dict[str, Any]:
     return dict(STRATEGIES[strategy])
 
 
+def empty_prompt(prompt: str) -> UsageError:
+    """The one message for a prompt with no tokens (the model cannot predict from nothing)."""
+    return UsageError(f"prompt={prompt!r} is not allowed: it must contain at least one token")
+
+
 def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -52,6 +57,9 @@ def generate_new_tokens(
         inputs = tokenizer(list(prompts), return_tensors="pt", padding=True).to(model.device)
     finally:
         tokenizer.padding_side = padding_side
+    for prompt, length in zip(prompts, inputs.attention_mask.sum(dim=1).tolist()):
+        if length == 0:
+            raise empty_prompt(prompt)
     output = model.generate(
         **inputs,
         max_new_tokens=max_new_tokens,

@@ -47,6 +47,7 @@ class ExitHeads(nn.Module):
     def __init__(self, config: HeadsConfig) -> None:
         super().__init__()
         self.config = config
+        self.source: str | None = None  # the directory they were loaded from, for messages
         self.heads = nn.ModuleDict(
             {str(layer): nn.Linear(config.hidden_size, config.vocab_size, bias=False) for layer in config.exit_layers}
         )
@@ -102,9 +103,10 @@ class ExitHeads(nn.Module):
         """The shape check alone, so it can run on a model's config before its weights are loaded."""
         ours = (self.config.vocab_size, self.config.hidden_size, self.config.num_layers)
         if ours != (vocab_size, hidden_size, n_layers):
+            given = f"heads={self.source!r}" if self.source else "heads"
             raise UsageError(
-                f"heads={self.config.base_model!r} do not fit this model: heads have vocab {ours[0]}, "
-                f"hidden size {ours[1]}, {ours[2]} layers; the model has vocab {vocab_size}, "
+                f"{given} do not fit this model: they were trained for {self.config.base_model!r} (vocab {ours[0]}, "
+                f"hidden size {ours[1]}, {ours[2]} layers); the model has vocab {vocab_size}, "
                 f"hidden size {hidden_size}, {n_layers} layers"
             )
 
@@ -155,4 +157,5 @@ class ExitHeads(nn.Module):
         except RuntimeError as error:
             first = str(error).strip().splitlines()[0]
             raise UsageError(f"heads={str(path)!r}: weights do not match {CONFIG_NAME} ({first})") from None
+        heads.source = str(path)
         return heads

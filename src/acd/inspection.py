@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from acd.architectures import num_layers
 from acd.contrast import acd_log_probs, compute_dtype, plausible_mask
-from acd.decoding import strategy_kwargs
+from acd.decoding import empty_prompt, strategy_kwargs
 from acd.errors import UsageError
 from acd.heads import ExitHeads
 from acd.model import Contrast, Exit, exit_logits, run_body
@@ -211,7 +211,7 @@ def _tokens_of(steps: Sequence[Step], *id_lists: Sequence[int]) -> set[int]:
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
     ids = tokenizer(prompt)["input_ids"]
     if not ids:
-        raise UsageError(f"prompt={prompt!r} is not allowed: it must contain at least one token")
+        raise empty_prompt(prompt)
     return list(ids)
 
 

@@ -24,7 +24,7 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from acd.architectures import final_norm, num_layers
-from acd.amateur_model import amateur_model_logits
+from acd.amateur_model import CACHE, amateur_model_logits
 from acd.contrast import acd_log_probs, check_alpha, check_amateur_temperature, check_min_candidates, compute_dtype
 from acd.dynamic import select_amateur
 from acd.errors import UsageError
@@ -305,7 +305,7 @@ class AutoContrastiveMixin:
                 labels[:, 1:].flatten().to(logits.device),
                 ignore_index=-100,
             )
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=body_output.past_key_values)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, **{CACHE: getattr(body_output, CACHE)})
 
     def set_contrast(self, **changes: Any) -> Contrast:
         """Change alpha, layer exits, etc. in place, checked as at load time."""
