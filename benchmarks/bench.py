@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from acd.cli import main  # noqa: E402
+from acd.tools.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     main(["bench", *sys.argv[1:]])

@@ -7,10 +7,10 @@ metrics/benchmarks/GROUP_acd.json and the ACD point of the per-layer plots.
 
 import sys
 
-from acd.benchmarks import Benchmarks, contrast, plot_rows
+from acd.eval.benchmarks import Benchmarks, contrast, plot_rows
 from acd.io import write_json
-from acd.params import Decoding, pick, read_params, section
-from acd.stage import run_stage
+from acd.pipeline.params import Decoding, pick, read_params, section
+from acd.pipeline.stage import run_stage
 
 
 def main() -> None:

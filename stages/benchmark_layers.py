@@ -6,10 +6,10 @@ metrics/benchmarks/GROUP_layers.json and the per-layer plot data.
 
 import sys
 
-from acd.benchmarks import Base, Benchmarks, plot_rows, sweep
+from acd.eval.benchmarks import Base, Benchmarks, plot_rows, sweep
 from acd.io import write_json
-from acd.params import pick, read_params, section
-from acd.stage import run_stage
+from acd.pipeline.params import pick, read_params, section
+from acd.pipeline.stage import run_stage
 
 
 def main() -> None:

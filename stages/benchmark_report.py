@@ -8,10 +8,10 @@ import json
 import sys
 from pathlib import Path
 
-from acd.benchmark_report import render
+from acd.reports.benchmark_report import render
 from acd.errors import UsageError
 from acd.io import write_text
-from acd.stage import run_stage
+from acd.pipeline.stage import run_stage
 
 
 def main() -> None:

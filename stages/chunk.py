@@ -5,8 +5,8 @@ With imported heads (`heads.source` not `train`) it reads no corpus: data/blocks
 
 import sys
 
-from acd.chunking import run_from_params
-from acd.stage import run_stage
+from acd.pipeline.chunking import run_from_params
+from acd.pipeline.stage import run_stage
 
 if __name__ == "__main__":
     run_stage(lambda: run_from_params(sys.argv[1] if len(sys.argv) > 1 else "params.yaml"))

@@ -15,15 +15,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from acd.benchmarks import Benchmarks, contrast
-from acd.compare_heads import DOMAIN, GROUPS, STRATEGY, gather, other_expert, report_table
+from acd.eval.benchmarks import Benchmarks, contrast
+from acd.eval.compare_heads import DOMAIN, GROUPS, STRATEGY, gather, other_expert, report_table
 from acd.errors import UsageError
-from acd.generation import GenerationParams, Plain, generate_domains, load_generator, read_prompt_sets
-from acd.generation_metrics import GenerationMetricsParams, score_tree
+from acd.pipeline.generation import GenerationParams, Plain, generate_domains, load_generator, read_prompt_sets
+from acd.eval.generation_metrics import GenerationMetricsParams, score_tree
 from acd.io import write_json, write_text
-from acd.params import Decoding, pick, read_params, section
-from acd.report import render_markdown
-from acd.stage import run_stage
+from acd.pipeline.params import Decoding, pick, read_params, section
+from acd.reports.report import render_markdown
+from acd.pipeline.stage import run_stage
 
 PROMPTS, HEADS = Path("data/prompts"), Path("models/heads")
 OUT, JOURNAL = Path("data/compare_heads"), Path("data/journal/compare_heads")

@@ -8,14 +8,14 @@
 import sys
 from pathlib import Path
 
-from acd.decoding import strategy_kwargs
+from acd.pipeline.decoding import strategy_kwargs
 from acd.errors import UsageError
-from acd.generation import (
+from acd.pipeline.generation import (
     GenerationParams, Plain, Sweep, generate_domains, generate_layer_sweep, load_generator, read_prompt_sets,
 )
-from acd.loading import load
-from acd.params import Decoding, pick, read_params, section
-from acd.stage import run_stage
+from acd.core.loading import load
+from acd.pipeline.params import Decoding, pick, read_params, section
+from acd.pipeline.stage import run_stage
 
 PROMPTS, HEADS = Path("data/prompts"), Path("models/heads")
 OUT, JOURNAL = Path("data/generations"), Path("data/journal/generations")

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 from acd.errors import UsageError
-from acd.generation import GenerationParams
-from acd.generation_metrics import GenerationMetricsParams, layer_rows, score_tree, write_layer_csv
+from acd.pipeline.generation import GenerationParams
+from acd.eval.generation_metrics import GenerationMetricsParams, layer_rows, score_tree, write_layer_csv
 from acd.io import write_json
-from acd.params import Seed, pick, read_params, section
-from acd.stage import run_stage
+from acd.pipeline.params import Seed, pick, read_params, section
+from acd.pipeline.stage import run_stage
 
 GENERATIONS, OUT = Path("data/generations"), Path("data/generation_metrics")
 LAYERS_CSV = Path("metrics/generation_layers.csv")

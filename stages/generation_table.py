@@ -6,9 +6,9 @@ Also writes the ACD point of the per-exit generation plot (greedy ACD per domain
 import json
 from pathlib import Path
 
-from acd.generation_metrics import acd_plot_rows, generation_table
+from acd.eval.generation_metrics import acd_plot_rows, generation_table
 from acd.io import write_json
-from acd.stage import run_stage
+from acd.pipeline.stage import run_stage
 
 IN, OUT = Path("data/generation_metrics"), Path("metrics/generation.json")
 PLOT = Path("metrics/plots/generation_acd.json")

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from acd.jsonl import write_jsonl
-from acd.params import Seed, pick, read_params, section
-from acd.prompts import PromptsParams, build_prompts
-from acd.stage import run_stage
+from acd.pipeline.jsonl import write_jsonl
+from acd.pipeline.params import Seed, pick, read_params, section
+from acd.pipeline.prompts import PromptsParams, build_prompts
+from acd.pipeline.stage import run_stage
 
 OUT = Path("data/prompts")
 

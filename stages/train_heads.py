@@ -6,8 +6,8 @@ With `heads.source` naming a released multi-exit checkpoint it imports those hea
 
 import sys
 
-from acd.stage import run_stage
-from acd.training import run_from_params
+from acd.pipeline.stage import run_stage
+from acd.pipeline.training import run_from_params
 
 if __name__ == "__main__":
     run_stage(lambda: run_from_params(sys.argv[1] if len(sys.argv) > 1 else "params.yaml"))

@@ -16,9 +16,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from acd.heads import ExitHeads
-from acd.loading import load_pretrained
-from acd.tiny import make_tiny_model
+from acd.core.heads import ExitHeads
+from acd.core.loading import load_pretrained
+from acd.tools.tiny import make_tiny_model
 
 N_LAYERS = 4
 DATA = Path(__file__).parent / "data"

@@ -19,12 +19,12 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 import acd
-from acd.amateur_model import CACHE, PairCache
+from acd.core.amateur_model import CACHE, PairCache
 from acd.errors import UsageError
-from acd.heads import ExitHeads
-from acd.model import DynamicAmateur, Exit, ModelAmateur
-from acd.params import Decoding, build, pick, read_params
-from acd.tiny import make_tiny_model
+from acd.core.heads import ExitHeads
+from acd.core.model import DynamicAmateur, Exit, ModelAmateur
+from acd.pipeline.params import Decoding, build, pick, read_params
+from acd.tools.tiny import make_tiny_model
 from test_cli import run_acd
 from test_model import independent_exits
 
@@ -208,7 +208,7 @@ def manual_loglikelihood(expert: Path, amateur: Path, tokenizer: object, context
 def test_lm_eval_scores_the_model_amateur(tiny_gpt2: Path, small_amateur: Path, exits: str | None) -> None:
     from lm_eval.api.instance import Instance
 
-    from acd.lm_eval_model import ACDLM, parse_model_args
+    from acd.eval.lm_eval_model import ACDLM, parse_model_args
 
     args = parse_model_args(f"pretrained={tiny_gpt2},amateur_model={small_amateur},amateur_temperature=0.5,"
                             f"keep_tail=false,batch_size=2" + (f",exits={exits}" if exits else ""))
@@ -307,7 +307,7 @@ def test_lm_eval_exits_pass_scores_the_dynamic_amateur_as_the_model_does(
 ) -> None:
     from lm_eval.api.instance import Instance
 
-    from acd.lm_eval_model import ACDLM, parse_model_args
+    from acd.eval.lm_eval_model import ACDLM, parse_model_args
 
     base = f"pretrained={tiny_gpt2},heads={gpt2_heads},expert=original,layer=dynamic,candidate_layers=2+4,batch_size=2"
     pairs = [("The cat sat on the", " mat"), ("Once upon a", " time there was"), ("A", " b c")]

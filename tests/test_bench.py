@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from acd.bench import FIGURES, PLAIN, Bench, BenchOptions, hflm_log_likelihood, paired_ratio
+from acd.tools.perf import FIGURES, PLAIN, Bench, BenchOptions, hflm_log_likelihood, paired_ratio
 from acd.errors import UsageError
 
 MACHINE_KEYS = {"cpu", "cpu_count", "torch_threads", "torch", "transformers", "python", "device", "load_average_1min"}
@@ -23,7 +23,7 @@ def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
     # One thread: the timings are not checked, and OpenMP threads only wait on each other on a busy CI machine.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "acd.cli", "bench", *args], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-m", "acd.tools.cli", "bench", *args], capture_output=True, text=True, env=env, timeout=600
     )
 
 
@@ -75,8 +75,8 @@ def test_quick_bench_writes_every_figure_and_keeps_others(tiny_gpt2: Path, tmp_p
 
 def test_training_peak_is_above_the_steady_state_and_full_logits_need_more(tiny_gpt2: Path) -> None:
     """Logits of 2 heads x 255 positions x 50257 words are 100 MB: the full loss holds both at once, the chunked one."""
-    from acd.bench import build_base
-    from acd.bench_training import TrainWorkload, measure_training, peak_ratio
+    from acd.tools.perf import build_base
+    from acd.tools.perf_training import TrainWorkload, measure_training, peak_ratio
 
     model = build_base(BenchOptions(model=str(tiny_gpt2)), "cpu")
     raw = measure_training(model, TrainWorkload(exits=2, micro_batch=1, seq_len=256, reps=1))
@@ -86,7 +86,7 @@ def test_training_peak_is_above_the_steady_state_and_full_logits_need_more(tiny_
 
 
 def test_spread_layers() -> None:
-    from acd.bench_training import spread_layers
+    from acd.tools.perf_training import spread_layers
 
     assert spread_layers(24, 12) == list(range(2, 25, 2))
     assert spread_layers(24, 4) == [6, 12, 18, 24]

@@ -17,11 +17,11 @@ import pytest
 import torch
 
 import acd
-from acd.benchmarks import Base, Benchmarks, evaluate_tasks, plot_rows
+from acd.eval.benchmarks import Base, Benchmarks, evaluate_tasks, plot_rows
 from acd.errors import UsageError
-from acd.model import Exit
-from acd.params import read_params, section
-from acd.tasks import LOCAL_TASKS, load_tasks, task_manager
+from acd.core.model import Exit
+from acd.pipeline.params import read_params, section
+from acd.eval.tasks import LOCAL_TASKS, load_tasks, task_manager
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ["lambada_local", "wikitext_local", "inverse_scaling_memo_trap_local"]
@@ -53,7 +53,7 @@ def hflm_reference(tiny_gpt2: Path, gpt2_heads: Path) -> dict:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
-    from acd.benchmarks import task_metrics
+    from acd.eval.benchmarks import task_metrics
 
     model, tokenizer = acd.load(tiny_gpt2, heads=gpt2_heads, layer=2, expert="original", device="cpu")
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=3)
@@ -93,7 +93,7 @@ def test_registered_acd_model_equals_hflm_over_the_acd_model(
 ) -> None:
     from lm_eval.api.registry import get_model
 
-    from acd.lm_eval_model import ACDLM
+    from acd.eval.lm_eval_model import ACDLM
 
     assert get_model("acd") is ACDLM
     document = run(acd_args(tiny_gpt2, gpt2_heads))
@@ -167,7 +167,7 @@ def test_stage_params_readers() -> None:
 
 
 def test_report_beside_the_paper_and_where_acd_moves_accuracy() -> None:
-    from acd.benchmark_report import render
+    from acd.reports.benchmark_report import render
 
     model = {"model_name": "gpt2-medium", "acd": {"expert": "head24", "amateur": "head12", "alpha": 0.1}}
     layers = {
@@ -239,7 +239,7 @@ def test_local_tasks_load_from_any_directory(tmp_path: Path, monkeypatch: pytest
 
 
 def test_exit_names(tiny_gpt2: Path, gpt2_heads: Path) -> None:
-    from acd.exits import parse_exits
+    from acd.core.exits import parse_exits
 
     model, _ = acd.load(tiny_gpt2, heads=gpt2_heads, device="cpu")
     assert list(parse_exits("all", model)) == ["head2", "head4", "lens4"]
@@ -262,7 +262,7 @@ def test_exit_names(tiny_gpt2: Path, gpt2_heads: Path) -> None:
 
 
 def test_model_args_are_checked() -> None:
-    from acd.lm_eval_model import parse_model_args
+    from acd.eval.lm_eval_model import parse_model_args
 
     assert parse_model_args("pretrained=gpt2-medium,layer=12,alpha=0.1,exits=all+acd") == {
         "pretrained": "gpt2-medium", "layer": 12, "alpha": 0.1, "exits": "all+acd"}
@@ -274,7 +274,7 @@ def test_model_args_are_checked() -> None:
 
 def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """``acd ...`` in this process (the subprocess path is covered by test_cli.py): exit code, stdout, stderr."""
-    from acd.cli import main
+    from acd.tools.cli import main
 
     try:
         main(list(args))

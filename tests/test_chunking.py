@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import acd.chunking as chunking
-from acd.chunking import CorpusParams, chunk_corpus, corpus_rows, load_blocks
+import acd.pipeline.chunking as chunking
+from acd.pipeline.chunking import CorpusParams, chunk_corpus, corpus_rows, load_blocks
 from acd.errors import UsageError
-from acd.loading import load_tokenizer
+from acd.core.loading import load_tokenizer
 
 BLOCK = 16
 
@@ -165,7 +165,7 @@ def test_cli_chunk_bad_input_is_one_line_exit_2(tiny_gpt2: Path, tmp_path: Path)
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe not utf-8\n")
     (tmp_path / "params.yaml").write_text(
         f"model: {tiny_gpt2}\ncorpus:\n  source: files\n  files: [bad.txt]\n  block_size: 16\n  val_blocks: 1\n")
-    result = subprocess.run([sys.executable, "-m", "acd.cli", "chunk"], cwd=tmp_path, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "acd.tools.cli", "chunk"], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

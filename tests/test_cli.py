@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import typer
 
-import acd.demo
-from acd.cli import DEBUG_ENV, main
+import acd.tools.demo
+from acd.tools.cli import DEBUG_ENV, main
 
 
 def run_acd(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "acd.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-m", "acd.tools.cli", *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_help_lists_commands() -> None:
@@ -66,7 +66,7 @@ def test_an_interrupted_command_prints_one_line(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise interrupt()
 
-    monkeypatch.setattr(acd.demo, "run_demo", interrupted)
+    monkeypatch.setattr(acd.tools.demo, "run_demo", interrupted)
     code, err = run_main(["demo", "--dir", "unused"], capfd)
     assert (code, err) == (130, "error: interrupted\n")
 
@@ -77,7 +77,7 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_needs_acd_debug(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("injected\nsecond line")
 
-    monkeypatch.setattr(acd.demo, "run_demo", broken)
+    monkeypatch.setattr(acd.tools.demo, "run_demo", broken)
     monkeypatch.delenv(DEBUG_ENV, raising=False)
     code, err = run_main(["demo", "--dir", "unused"], capfd)
     assert (code, err) == (1, f"error: unexpected RuntimeError: injected (set {DEBUG_ENV}=1 for the traceback)\n")

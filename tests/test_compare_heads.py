@@ -10,11 +10,11 @@ import pytest
 import yaml
 from stage_script import run
 
-from acd.compare_heads import SETTINGS, gather, other_expert, report_table
+from acd.eval.compare_heads import SETTINGS, gather, other_expert, report_table
 from acd.errors import UsageError
-from acd.generation_metrics import acd_plot_rows
-from acd.jsonl import read_jsonl
-from acd.report import render_markdown
+from acd.eval.generation_metrics import acd_plot_rows
+from acd.pipeline.jsonl import read_jsonl
+from acd.reports.report import render_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from acd.contrast import acd_log_probs, plausible_mask
+from acd.core.contrast import acd_log_probs, plausible_mask
 
 
 def reference_acd(expert_logits: np.ndarray, amateur_logits: np.ndarray, alpha: float) -> np.ndarray:

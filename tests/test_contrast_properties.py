@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from acd.contrast import acd_log_probs, plausible_mask
+from acd.core.contrast import acd_log_probs, plausible_mask
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 finite = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, allow_infinity=False, width=32)

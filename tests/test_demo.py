@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from acd.demo import IDENTITY, run_demo
+from acd.tools.demo import IDENTITY, run_demo
 
 ACD_STAGES = {
     "generate_acd@greedy", "generate_acd@top-p", "generation_metrics@acd", "generation_table",

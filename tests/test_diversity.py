@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from acd.diversity import diversity, diversity_summary, ngram_counts, rep_n
+from acd.eval.diversity import diversity, diversity_summary, ngram_counts, rep_n
 
 
 def test_rep_n_counts_every_window() -> None:

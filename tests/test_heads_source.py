@@ -13,11 +13,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import acd
-from acd.chunking import load_blocks
+from acd.pipeline.chunking import load_blocks
 from acd.errors import UsageError
-from acd.heads import ExitHeads
-from acd.tiny import make_tiny_model
-from acd.training import run_from_params
+from acd.core.heads import ExitHeads
+from acd.tools.tiny import make_tiny_model
+from acd.pipeline.training import run_from_params
 from conftest import write_multiexit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_dvc_repro_imports_through_the_pipeline(tmp_path: Path) -> None:
     """The project's dvc.yaml: `dvc repro train_heads` with a checkpoint runs both stages and trains nothing."""
     import yaml
 
-    from acd.demo import init_repo, prepare, run
+    from acd.tools.demo import init_repo, prepare, run
 
     repo = prepare(tmp_path / "repo")
     released = write_multiexit(repo / "models" / "base", tmp_path / "released", seed=5)

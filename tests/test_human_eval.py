@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from acd.errors import UsageError
-from acd.human_eval import QUESTIONS, aggregate, cohen_kappa, export_sheet, majority_label
-from acd.jsonl import write_jsonl
+from acd.eval.human_eval import QUESTIONS, aggregate, cohen_kappa, export_sheet, majority_label
+from acd.pipeline.jsonl import write_jsonl
 
 
 def test_cohen_kappa_known_example() -> None:
@@ -38,7 +38,7 @@ def _generations(path: Path, system: str, n: int) -> Path:
 
 def test_export_fill_aggregate_round_trip(tmp_path: Path) -> None:
     a = _generations(tmp_path / "plain.jsonl", "plain", 12)
-    b = _generations(tmp_path / "acd.jsonl", "acd", 12)
+    b = _generations(tmp_path / "acd.pipeline.jsonl", "acd", 12)
     paths = export_sheet(a, b, tmp_path / "sheet", tmp_path / "key.json", n_items=10, seed=3, names=("plain", "acd"))
     assert paths["key"].parent != paths["csv"].parent  # the key is kept apart from what annotators get
     sheet = list(csv.DictReader(open(paths["csv"], encoding="utf-8")))

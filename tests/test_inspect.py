@@ -15,13 +15,13 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import acd
-from acd.architectures import final_norm
-from acd.cli import main
-from acd.contrast import plausible_mask
-from acd.heads import ExitHeads
-from acd.inspection import ACD, AMATEUR, EXPERT, inspect_generation, inspect_prompt
-from acd.inspection_figure import DPI, figure_size
-from acd.inspection_report import format_prob, visible
+from acd.core.architectures import final_norm
+from acd.tools.cli import main
+from acd.core.contrast import plausible_mask
+from acd.core.heads import ExitHeads
+from acd.tools.inspection import ACD, AMATEUR, EXPERT, inspect_generation, inspect_prompt
+from acd.tools.inspection_figure import DPI, figure_size
+from acd.tools.inspection_report import format_prob, visible
 
 PROMPT = "The cat sat on the"
 TOP = 5
@@ -207,7 +207,7 @@ def test_bad_input_is_one_line(
 
 def test_bad_layer_from_the_console_script(tiny_gpt2: Path, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "acd.cli", "inspect", PROMPT, "--model", str(tiny_gpt2), "--layer", "9",
+        [sys.executable, "-m", "acd.tools.cli", "inspect", PROMPT, "--model", str(tiny_gpt2), "--layer", "9",
          "--out", str(tmp_path / "fig.png")],
         capture_output=True, text=True, timeout=300,
     )

@@ -9,11 +9,11 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import acd
-import acd.model
-import acd.tiny
-from acd.architectures import architecture_of, final_norm
-from acd.decoding import STRATEGIES, generate_batch
-from acd.heads import ExitHeads
+import acd.core.model
+import acd.tools.tiny
+from acd.core.architectures import architecture_of, final_norm
+from acd.pipeline.decoding import STRATEGIES, generate_batch
+from acd.core.heads import ExitHeads
 
 TEXT = ["The quick brown fox jumps over the lazy dog because", "Once upon a time"]
 
@@ -66,9 +66,9 @@ def test_half_precision_model_computes_acd_in_float32(tiny_gpt2: Path, gpt2_head
     batch = tokenizer(TEXT, return_tensors="pt", padding=True)
     with torch.no_grad():
         logits = model(**batch).logits
-        body = acd.model.run_body(model, input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-        expert = acd.model.exit_logits(model, model.acd_heads, acd.Exit(4, "head"), body, slice(None))
-        amateur = acd.model.exit_logits(model, model.acd_heads, acd.Exit(2, "head"), body, slice(None))
+        body = acd.core.model.run_body(model, input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        expert = acd.core.model.exit_logits(model, model.acd_heads, acd.Exit(4, "head"), body, slice(None))
+        amateur = acd.core.model.exit_logits(model, model.acd_heads, acd.Exit(2, "head"), body, slice(None))
     assert expert.dtype == dtype and logits.dtype == torch.float32 and torch.isfinite(logits).all()
     torch.testing.assert_close(logits, acd.acd_log_probs(expert.float(), amateur.float()), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(logits.logsumexp(-1), torch.zeros(logits.shape[:2]), atol=1e-5, rtol=0)
@@ -92,11 +92,11 @@ def test_defaults_follow_the_heads(tiny_gpt2: Path, gpt2_heads: Path) -> None:
 def test_only_last_position_is_computed_during_generation(
     tiny_gpt2: Path, gpt2_heads: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import acd.model
+    import acd.core.model
 
     model, tokenizer = acd.load(tiny_gpt2, heads=gpt2_heads, layer=2, device="cpu")
     shapes: list[tuple[int, ...]] = []
-    project = acd.model.project
+    project = acd.core.model.project
 
     def recording(head: torch.nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
         logits = project(head, hidden)
@@ -104,13 +104,13 @@ def test_only_last_position_is_computed_during_generation(
             shapes.append(tuple(logits.shape))
         return logits
 
-    monkeypatch.setattr(acd.model, "project", recording)
+    monkeypatch.setattr(acd.core.model, "project", recording)
     generate_batch(model, tokenizer, TEXT, "greedy", max_new_tokens=3)
     assert shapes and all(shape[:2] == (2, 1) for shape in shapes)
 
 
 def test_projection_of_a_few_rows_equals_the_linear_layer() -> None:
-    from acd.model import FEW_ROWS, project
+    from acd.core.model import FEW_ROWS, project
 
     head = torch.nn.Linear(16, 300, bias=True)
     for rows in (1, 3, FEW_ROWS + 1):
@@ -192,7 +192,7 @@ def test_new_expert_without_final_head_is_a_clear_error(tiny_gpt2: Path, tmp_pat
 
 
 def test_heads_for_another_model_are_rejected(tmp_path: Path, tiny_gpt2: Path) -> None:
-    other = acd.tiny.make_tiny_model(tmp_path / "wide", d_model=48)
+    other = acd.tools.tiny.make_tiny_model(tmp_path / "wide", d_model=48)
     model, _ = acd.load(other, device="cpu")
     ExitHeads.for_model(model, [2, 4], base_model="wide").save(tmp_path / "heads")
     with pytest.raises(acd.UsageError, match=r"heads='.*heads' do not fit this model: they were trained for 'wide' "
@@ -215,7 +215,7 @@ def test_heads_round_trip_and_truncation_is_caught(tmp_path: Path, gpt2_heads: P
 
 
 def test_unloadable_model_names_the_param_and_the_offline_run(tmp_path: Path) -> None:
-    from acd.loading import load_config, load_pretrained
+    from acd.core.loading import load_config, load_pretrained
 
     for loader in (load_pretrained, load_config):
         with pytest.raises(acd.UsageError,

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 import acd
-from acd.multiexit import import_multiexit_heads
+from acd.core.multiexit import import_multiexit_heads
 
 
 def test_released_heads_import_and_drive_acd(multiexit_checkpoint: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Literal
 import pytest
 
 from acd.errors import UsageError
-from acd.params import Decoding, build, pick, read_params, section
+from acd.pipeline.params import Decoding, build, pick, read_params, section
 
 
 @dataclass

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from acd.errors import UsageError
-from acd.jsonl import write_jsonl
-from acd.params import build
-from acd.prompts import PromptsParams, Source, build_prompts, read_prompts
+from acd.pipeline.jsonl import write_jsonl
+from acd.pipeline.params import build
+from acd.pipeline.prompts import PromptsParams, Source, build_prompts, read_prompts
 
 SAMPLES = ("wikitext", "wikinews", "bookcorpus")
 

@@ -25,14 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def build_project(root: Path) -> Path:
     """The project every case starts from: what a finished run of chunk, train_heads, prompts, generate leaves."""
-    from acd.chunking import CorpusParams, chunk_corpus
-    from acd.generation import GenerationParams, generate_domains, read_prompt_sets
-    from acd.heads import ExitHeads, HeadsConfig
-    from acd.jsonl import write_jsonl
-    from acd.loading import load, load_pretrained
-    from acd.params import build
-    from acd.prompts import PromptsParams, build_prompts
-    from acd.tiny import make_tiny_model
+    from acd.pipeline.chunking import CorpusParams, chunk_corpus
+    from acd.pipeline.generation import GenerationParams, generate_domains, read_prompt_sets
+    from acd.core.heads import ExitHeads, HeadsConfig
+    from acd.pipeline.jsonl import write_jsonl
+    from acd.core.loading import load, load_pretrained
+    from acd.pipeline.params import build
+    from acd.pipeline.prompts import PromptsParams, build_prompts
+    from acd.tools.tiny import make_tiny_model
 
     make_tiny_model(root / "models" / "base", n_layers=4, d_model=32)
     base, _ = load_pretrained(root / "models" / "base", device="cpu")
@@ -67,7 +67,7 @@ def snapshot(root: Path) -> dict[str, str]:
 
 def command(case: Case) -> list[str]:
     if case.command[0] == "acd":
-        return [sys.executable, "-m", "acd.cli", *case.command[1:]]
+        return [sys.executable, "-m", "acd.tools.cli", *case.command[1:]]
     return [sys.executable, str(ROOT / case.command[0]), *case.command[1:]]
 
 

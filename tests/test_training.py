@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import acd.training as training
-from acd.chunking import Blocks, CorpusParams, chunk_corpus, load_blocks
+import acd.pipeline.training as training
+from acd.pipeline.chunking import Blocks, CorpusParams, chunk_corpus, load_blocks
 from acd.errors import UsageError
-from acd.heads import ExitHeads
-from acd.loading import load_pretrained
-from acd.tiny import make_tiny_model
-from acd.training import (
+from acd.core.heads import ExitHeads
+from acd.core.loading import load_pretrained
+from acd.tools.tiny import make_tiny_model
+from acd.pipeline.training import (
     Outputs,
     TrainParams,
     World,
@@ -205,7 +205,7 @@ def test_two_gloo_processes_equal_one(
         run_from_params()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "acd.cli",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "acd.tools.cli",
          "train-heads"], cwd=double, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = head_weights(single / "models" / "heads"), head_weights(double / "models" / "heads")

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from acd.coherence import CoherenceScorer
-from acd.diversity import diversity_summary, words
+from acd.eval.coherence import CoherenceScorer
+from acd.eval.diversity import diversity_summary, words
 from acd.errors import UsageError
-from acd.generation import read_generations
+from acd.pipeline.generation import read_generations
 from acd.io import atomic_path
 
 
@@ -158,7 +158,7 @@ def layer_rows(tree: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def acd_plot_rows(tree: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Greedy ACD per domain as the ACD point of the per-exit plot (Fig. 2): at its expert's layer."""
-    from acd.benchmarks import exit_point
+    from acd.eval.benchmarks import exit_point
 
     return [
         {"domain": domain, "layer": exit_point(cell["settings"]["expert"], {})[1], "exit": "acd",

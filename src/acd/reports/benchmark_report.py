@@ -1,6 +1,6 @@
 """The benchmark report: per-exit tables, ACD beside the paper (Tables 4 and 6), and where ACD moves accuracy.
 
-Inputs are the metrics documents of :mod:`acd.benchmarks` per group: the per-layer sweep
+Inputs are the metrics documents of :mod:`acd.eval.benchmarks` per group: the per-layer sweep
 (``layers``) and the ACD run (``acd``). Output is Markdown, readable in a terminal.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from acd.benchmarks import exit_point
-from acd.paper import TABLE4_LAMBADA, TABLE6_EXPERT_HEADS, table6_model
+from acd.eval.benchmarks import exit_point
+from acd.reports.paper import TABLE4_LAMBADA, TABLE6_EXPERT_HEADS, table6_model
 
 
 def _number(value: float | None) -> str:

@@ -23,12 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from acd.architectures import final_norm, num_layers
-from acd.amateur_model import CACHE, amateur_model_logits
-from acd.contrast import acd_log_probs, check_alpha, check_amateur_temperature, check_min_candidates, compute_dtype
-from acd.dynamic import select_amateur
+from acd.core.architectures import final_norm, num_layers
+from acd.core.amateur_model import CACHE, amateur_model_logits
+from acd.core.contrast import acd_log_probs, check_alpha, check_amateur_temperature, check_min_candidates, compute_dtype
+from acd.core.dynamic import select_amateur
 from acd.errors import UsageError
-from acd.heads import ExitHeads
+from acd.core.heads import ExitHeads
 
 EXIT_KINDS = ("head", "lens")
 

@@ -1,9 +1,9 @@
 """LAMBADA, WikiText-2 and the inverse-scaling tasks through lm-evaluation-harness, per exit and with ACD.
 
 lm-eval does all the scoring (``simple_evaluate``); this module picks the model (the registered
-``acd`` model, :mod:`acd.lm_eval_model`), loads the tasks once (:mod:`acd.tasks`), runs lm-eval
+``acd`` model, :mod:`acd.eval.lm_eval_model`), loads the tasks once (:mod:`acd.eval.tasks`), runs lm-eval
 once per exit (one model pass serves all of them) and shapes the results for metrics files and
-plots. Results are ``{task: {exit: {metric: value}}}``; exits are named as in :mod:`acd.exits`.
+plots. Results are ``{task: {exit: {metric: value}}}``; exits are named as in :mod:`acd.core.exits`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acd.errors import UsageError
-from acd.params import Decoding
-from acd.tasks import load_tasks, task_manager
+from acd.pipeline.params import Decoding
+from acd.eval.tasks import load_tasks, task_manager
 
 # The paper's benchmarks (§4.2.2) and the Inverse Scaling Prize tasks lm-eval 0.4 ships.
 GROUPS = {
@@ -37,7 +37,7 @@ class Benchmarks:
 
     tasks: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in GROUPS.items()})
     heads: str | None = "models/heads"  # trained exit heads (train_heads output); null: lens exits only
-    exits: str = "all"  # the per-layer sweep: every trained head + the original head (acd.exits)
+    exits: str = "all"  # the per-layer sweep: every trained head + the original head (acd.core.exits)
     limit: int | float | None = None  # documents per task (a fraction when < 1); null: all (the paper)
     num_fewshot: int | None = 0  # the paper: zero-shot; null: each task's own default
     batch_size: int = 8
@@ -109,7 +109,7 @@ def evaluate_tasks(
     from lm_eval import simple_evaluate
     from lm_eval.api.registry import get_model
 
-    import acd.lm_eval_model  # noqa: F401  (registers the "acd" model)
+    import acd.eval.lm_eval_model  # noqa: F401  (registers the "acd" model)
 
     with task_manager(include_path, include_defaults=include_defaults, needed=tasks) as manager:
         loaded = load_tasks(manager, tasks)

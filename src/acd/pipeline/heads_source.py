@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from acd.architectures import architecture_of, num_layers
+from acd.core.architectures import architecture_of, num_layers
 from acd.errors import UsageError
-from acd.heads import ExitHeads
+from acd.core.heads import ExitHeads
 
 TRAIN = "train"
 WHERE = "heads.source"
@@ -41,7 +41,7 @@ class HeadsParams:
 
 def heads_params(raw: dict[str, Any]) -> HeadsParams:
     """The ``heads`` section; a params file without one trains (the paper)."""
-    from acd.params import section
+    from acd.pipeline.params import section
 
     return section(raw, "heads", HeadsParams) if "heads" in raw else HeadsParams()
 
@@ -55,7 +55,7 @@ def base_keys(model: nn.Module) -> list[str]:
 
 def check_base(source: str, heads: ExitHeads, model: nn.Module, model_name: str) -> list[str]:
     """Refuse released heads whose base model is not ``model``; return the base tensors compared."""
-    from acd.multiexit import read_tensors, weights_file
+    from acd.core.multiexit import read_tensors, weights_file
 
     vocab_size, hidden_size = model.get_output_embeddings().weight.shape
     theirs = (heads.config.vocab_size, heads.config.hidden_size, heads.config.num_layers)
@@ -82,8 +82,8 @@ def check_base(source: str, heads: ExitHeads, model: nn.Module, model_name: str)
 
 def import_heads(source: str, model_name: str) -> tuple[ExitHeads, list[str]]:
     """Released heads checked against ``model``, and the names of the base tensors that were compared."""
-    from acd.loading import load_pretrained
-    from acd.multiexit import import_multiexit_heads
+    from acd.core.loading import load_pretrained
+    from acd.core.multiexit import import_multiexit_heads
 
     heads = import_multiexit_heads(source, WHERE)  # bad paths and layouts fail before the model loads
     model, _ = load_pretrained(model_name, device="cpu")

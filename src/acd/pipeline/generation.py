@@ -21,13 +21,13 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from acd.decoding import STRATEGIES, batches, generate_new_tokens, generated_lengths
+from acd.pipeline.decoding import STRATEGIES, batches, generate_new_tokens, generated_lengths
 from acd.errors import UsageError
-from acd.loading import describe, load
-from acd.model import Exit
-from acd.params import Decoding
-from acd.prompts import read_prompts
-from acd.jsonl import read_jsonl, write_jsonl
+from acd.core.loading import describe, load
+from acd.core.model import Exit
+from acd.pipeline.params import Decoding
+from acd.pipeline.prompts import read_prompts
+from acd.pipeline.jsonl import read_jsonl, write_jsonl
 
 GenerationKind = Literal["plain", "acd", "layer"]
 

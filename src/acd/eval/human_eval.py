@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from acd.errors import UsageError
-from acd.generation import read_generations
+from acd.pipeline.generation import read_generations
 from acd.io import atomic_path, write_json, write_text
 
 QUESTIONS = ("fluency", "coherence", "overall")

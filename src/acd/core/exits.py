@@ -1,6 +1,6 @@
 """Named exits: which next-token distributions one pass of the body should score.
 
-Each name stands for a :class:`~acd.model.Contrast` the ACD model can compute from the same
+Each name stands for a :class:`~acd.core.model.Contrast` the ACD model can compute from the same
 hidden states: an exit alone (``amateur=None``) or the configured ACD contrast.
 
   head<L>   the trained exit head on layer L        lens<L>   the model's lm_head on normed layer L
@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from acd.architectures import num_layers
+from acd.core.architectures import num_layers
 from acd.errors import UsageError
-from acd.model import Contrast, Exit, ModelAmateur, check_exit, contrast_logits, run_body
+from acd.core.model import Contrast, Exit, ModelAmateur, check_exit, contrast_logits, run_body
 
 ALLOWED = "head<L>, lens<L>, original, new, heads, lenses, all, acd"
 _SINGLE = re.compile(r"(head|lens)(\d+)")

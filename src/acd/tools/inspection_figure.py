@@ -16,8 +16,8 @@ import os
 import numpy as np
 from matplotlib.figure import Figure
 
-from acd.inspection import ACD, AMATEUR, EXPERT, Inspection, Step
-from acd.inspection_report import context_text, exit_names, format_prob, summary_names, visible
+from acd.tools.inspection import ACD, AMATEUR, EXPERT, Inspection, Step
+from acd.tools.inspection_report import context_text, exit_names, format_prob, summary_names, visible
 from acd.io import atomic_path
 
 DPI = 100

@@ -32,7 +32,7 @@ from transformers import PreTrainedTokenizerBase
 
 from acd.errors import OFFLINE_RUN, UsageError
 from acd.io import atomic_dir, sha256_file, write_json
-from acd.loading import load_config, load_tokenizer
+from acd.core.loading import load_config, load_tokenizer
 
 BLOCKS_FORMAT = "acd-token-blocks"
 BLOCKS_VERSION = 1
@@ -505,8 +505,8 @@ def run_from_params(params_file: str | os.PathLike[str] = "params.yaml", out: st
     With imported heads (``heads.source`` not ``train``) nothing trains on blocks: ``out`` holds only a
     manifest saying so, and the corpus is never read.
     """
-    from acd.heads_source import heads_params
-    from acd.params import ModelName, pick, read_params, section
+    from acd.pipeline.heads_source import heads_params
+    from acd.pipeline.params import ModelName, pick, read_params, section
 
     raw = read_params(params_file)
     corpus, model, heads = section(raw, "corpus", CorpusParams), pick(raw, ModelName).model, heads_params(raw)

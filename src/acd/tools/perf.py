@@ -3,7 +3,7 @@
 Each figure runs its variants interleaved, repetition by repetition (the order flips every
 repetition), and reports the median of the per-repetition ratios, so a slow spell on a shared
 machine slows both sides of a ratio alike. The head-training figures run in a spawned child
-process (:mod:`acd.bench_training`), so its memory peak is its own and goes back when it ends.
+process (:mod:`acd.tools.perf_training`), so its memory peak is its own and goes back when it ends.
 :data:`FIGURES` maps a figure's name to the function that measures it; the results, keyed by
 name, go to ``metrics/bench.json``, each with its goal, the timings behind it, its setup and the
 machine it ran on. A figure is one more entry there.
@@ -31,17 +31,17 @@ from torch import nn
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, GPT2Config, PretrainedConfig
 
-from acd.architectures import num_layers
-from acd.bench_training import MEMORY_METHODS, TrainWorkload, measure_in_child, peak_ratio, spread_layers, summarise
-from acd.chunking import FILE_SUFFIXES, chunk_benchmark, resolve_file
-from acd.contrast import plausible_mask
+from acd.core.architectures import num_layers
+from acd.tools.perf_training import MEMORY_METHODS, TrainWorkload, measure_in_child, peak_ratio, spread_layers, summarise
+from acd.pipeline.chunking import FILE_SUFFIXES, chunk_benchmark, resolve_file
+from acd.core.contrast import plausible_mask
 from acd.errors import UsageError
-from acd.exits import parse_exits, score_exits
-from acd.heads import ExitHeads
+from acd.core.exits import parse_exits, score_exits
+from acd.core.heads import ExitHeads
 from acd.io import write_json
-from acd.loading import DTYPES, load_pretrained, resolve_dtype
-from acd.model import AutoContrastiveMixin, Contrast, Exit, make_auto_contrastive
-from acd.tiny import gpt2_tokenizer
+from acd.core.loading import DTYPES, load_pretrained, resolve_dtype
+from acd.core.model import AutoContrastiveMixin, Contrast, Exit, make_auto_contrastive
+from acd.tools.tiny import gpt2_tokenizer
 
 DEFAULT_OUT = "metrics/bench.json"
 DEVICES = ("cpu", "cuda")
@@ -422,7 +422,7 @@ def swapped_heads(model: nn.Module, heads: ExitHeads) -> Iterator[nn.Module]:
 def sweep_speedup(bench: Bench) -> dict[str, Any]:
     """Scoring every exit head (2, 4, ..., 24 of GPT2-Medium) from one body pass vs one pass per exit.
 
-    Both sides run :func:`acd.exits.score_exits`, the code behind ``acd lm-eval --model_args exits=...``:
+    Both sides run :func:`acd.core.exits.score_exits`, the code behind ``acd lm-eval --model_args exits=...``:
     lm-eval-style requests (a text whose last ``sweep_continuation`` tokens are the continuation,
     as in LAMBADA), the heads only at the continuation positions. The per-exit side is the same
     call with one exit, so it runs the body once per exit. The two sides' log-likelihoods must agree.
@@ -523,7 +523,7 @@ SAMPLE_REPEATS = 8
 
 
 def chunk_tokens_per_s(bench: Bench) -> dict[str, Any]:
-    """Tokens per second of the chunk stage (:func:`acd.chunking.chunk_corpus`: read, tokenize, pack, write blocks).
+    """Tokens per second of the chunk stage (:func:`acd.pipeline.chunking.chunk_corpus`: read, tokenize, pack, write blocks).
 
     Corpus: ``--corpus`` files, else the sample corpus shipped in the package. Tokenizer: the
     model's (the random models use GPT-2's BPE, which ships offline).

@@ -2,8 +2,8 @@
 
 One body pass gives every exit (lens and trained heads) at the inspected positions; the
 expert, amateur, plausible set and ACD distribution come from the same library functions
-the ACD model uses (:func:`acd.model.exit_logits`, :func:`acd.contrast.acd_log_probs`,
-:func:`acd.contrast.plausible_mask`), so what is shown is what decoding sees. Rendering
+the ACD model uses (:func:`acd.core.model.exit_logits`, :func:`acd.core.contrast.acd_log_probs`,
+:func:`acd.core.contrast.plausible_mask`), so what is shown is what decoding sees. Rendering
 lives elsewhere (``inspection_report``, ``inspection_figure``); this module only computes.
 """
 
@@ -16,12 +16,12 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from acd.architectures import num_layers
-from acd.contrast import acd_log_probs, compute_dtype, plausible_mask
-from acd.decoding import empty_prompt, strategy_kwargs
+from acd.core.architectures import num_layers
+from acd.core.contrast import acd_log_probs, compute_dtype, plausible_mask
+from acd.pipeline.decoding import empty_prompt, strategy_kwargs
 from acd.errors import UsageError
-from acd.heads import ExitHeads
-from acd.model import Contrast, Exit, exit_logits, run_body
+from acd.core.heads import ExitHeads
+from acd.core.model import Contrast, Exit, exit_logits, run_body
 
 POSITIONS = ("last", "all")
 EXIT_SETS = ("all", "head", "lens")

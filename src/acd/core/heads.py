@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from acd.architectures import num_layers
+from acd.core.architectures import num_layers
 from acd.errors import UsageError
 from acd.io import atomic_path, sha256_file, write_json
 

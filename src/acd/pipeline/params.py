@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from acd.contrast import check_alpha, check_amateur_temperature
+from acd.core.contrast import check_alpha, check_amateur_temperature
 from acd.errors import UsageError
 
 T = TypeVar("T")

@@ -51,8 +51,8 @@ def generate(
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
 ) -> None:
     """Continue PROMPT with ACD (or the plain expert with --no-acd)."""
-    from acd.decoding import empty_prompt, generate_batch, strategy_kwargs
-    from acd.loading import load
+    from acd.pipeline.decoding import empty_prompt, generate_batch, strategy_kwargs
+    from acd.core.loading import load
 
     strategy_kwargs(strategy)
     if not prompt:  # before minutes of loading; a prompt that tokenizes to nothing is refused after
@@ -76,7 +76,7 @@ def tiny_model(
     seed: int = typer.Option(0, help="Initialisation seed."),
 ) -> None:
     """Write a tiny randomly initialised model with the real GPT-2 tokenizer (offline)."""
-    from acd.tiny import ARCHS, make_tiny_model
+    from acd.tools.tiny import ARCHS, make_tiny_model
 
     if arch not in ARCHS:
         raise UsageError(f"arch={arch!r} is not allowed: use one of {', '.join(ARCHS)}")
@@ -108,9 +108,9 @@ def inspect_command(
 
     from rich.console import Console
 
-    from acd import inspection as insp
-    from acd import inspection_report as report
-    from acd.loading import load
+    from acd.tools import inspection as insp
+    from acd.tools import inspection_report as report
+    from acd.core.loading import load
 
     insp.check_top(top)
     insp.check_positions(positions)
@@ -138,7 +138,7 @@ def inspect_command(
     inspection = insp.inspect_prompt(lm, tokenizer, prompt, top=top, positions=positions, exits=exits)
     report.print_inspection(console, inspection)
     if out is not None:
-        from acd.inspection_figure import figure_bytes, save_figure
+        from acd.tools.inspection_figure import figure_bytes, save_figure
         from acd.io import write_text
 
         if fmt == "html":
@@ -150,7 +150,7 @@ def inspect_command(
 @app.command()
 def chunk(params: str = typer.Option("params.yaml", help="Params file (reads model, corpus and heads).")) -> None:
     """The chunk stage: tokenize the corpus into data/blocks (token blocks + manifest)."""
-    from acd.chunking import run_from_params
+    from acd.pipeline.chunking import run_from_params
 
     manifest = run_from_params(params)
     if "skipped" in manifest:
@@ -168,7 +168,7 @@ def train_heads(
     or import released ones when heads.source names a multi-exit checkpoint."""
     import os
 
-    from acd.training import run_from_params
+    from acd.pipeline.training import run_from_params
 
     metrics = run_from_params(params)
     if metrics is not None and "imported_from" in metrics:
@@ -192,7 +192,7 @@ def report_generation(
 ) -> None:
     """Open-ended generation (paper Tables 1/5, Fig. 2): ours (paper) in the terminal and as Markdown."""
     from acd.io import write_text
-    from acd.report import generation_tables, load_generation_metrics, load_layer_rows, render_markdown, render_rich
+    from acd.reports.report import generation_tables, load_generation_metrics, load_layer_rows, render_markdown, render_rich
 
     tables = generation_tables(load_generation_metrics(metrics), load_layer_rows(layers))
     render_rich(tables)
@@ -214,7 +214,7 @@ def human_eval_export(
     seed: int = typer.Option(0, help="Seed for the item sample and the A/B order."),
 ) -> None:
     """Write an A/B sheet (CSV + HTML) with the order shuffled per item, and its key apart."""
-    from acd.human_eval import export_sheet
+    from acd.eval.human_eval import export_sheet
 
     paths = export_sheet(system_a, system_b, out, key, n_items=n_items, seed=seed)
     for name, path in paths.items():
@@ -228,9 +228,9 @@ def human_eval_aggregate(
     out: Optional[str] = typer.Option(None, help="Also write the result as JSON here."),
 ) -> None:
     """Majority label per item and mean pairwise Cohen's kappa per question."""
-    from acd.human_eval import aggregate
+    from acd.eval.human_eval import aggregate
     from acd.io import write_json
-    from acd.report import Table, fmt, render_rich
+    from acd.reports.report import Table, fmt, render_rich
 
     result = aggregate(key, labels)
     systems = [*result["systems"], "tie"]
@@ -262,9 +262,9 @@ def lm_eval(
     seed: int = typer.Option(0, help="lm-eval's random, numpy, torch and few-shot seeds."),
 ) -> None:
     """Score tasks with lm-evaluation-harness on the ACD model, or on every exit from one pass (exits=...)."""
-    from acd.benchmarks import evaluate_tasks
+    from acd.eval.benchmarks import evaluate_tasks
     from acd.io import write_json
-    from acd.lm_eval_model import parse_model_args
+    from acd.eval.lm_eval_model import parse_model_args
 
     names = [name.strip() for name in tasks.split(",") if name.strip()]
     if limit is not None and limit >= 1:
@@ -300,7 +300,7 @@ def bench(
     ),
 ) -> None:
     """Time ACD against the plain model, the exit sweep, head training and chunking; write the figures to OUT."""
-    from acd.bench import BenchOptions, run_bench, summary
+    from acd.tools.perf import BenchOptions, run_bench, summary
 
     results = run_bench(
         BenchOptions(model=model, device=device, dtype=dtype, layer=layer, reps=reps, quick=quick, threads=threads,
@@ -321,7 +321,7 @@ def grid_plot(
     table: str = typer.Option("metrics/grid.md", help="The same numbers as markdown tables."),
 ) -> None:
     """LAMBADA accuracy and greedy diversity of ACD over the layer × alpha grid of DVC experiments."""
-    from acd.grid import grid_points, markdown_tables, read_exp_show, write_grid
+    from acd.reports.grid import grid_points, markdown_tables, read_exp_show, write_grid
 
     points = grid_points(read_exp_show(exp_json), domain)
     write_grid(points, domain, out, table)
@@ -334,7 +334,7 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Replace DIR if it exists."),
 ) -> None:
     """Run the whole pipeline offline on a tiny model and sample data, then print the reports."""
-    from acd.demo import run_demo
+    from acd.tools.demo import run_demo
 
     path = run_demo(dir, force=force)
     typer.echo(f"\nDemo repository: {path}\nTry: cd {dir} && dvc exp run -S alpha=0.2 && dvc exp show && dvc plots show")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acd import paper
+from acd.reports import paper
 from acd.errors import UsageError
 
 

@@ -14,7 +14,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from acd.inspection import ACD, AMATEUR, EXPERT, GenerationInspection, Inspection, Ranked, Step
+from acd.tools.inspection import ACD, AMATEUR, EXPERT, GenerationInspection, Inspection, Ranked, Step
 
 
 @dataclass(frozen=True)

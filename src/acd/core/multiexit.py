@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from acd.errors import UsageError
-from acd.heads import CONFIG_NAME, ExitHeads, HeadsConfig
+from acd.core.heads import CONFIG_NAME, ExitHeads, HeadsConfig
 
 HEAD_KEY = re.compile(r"(?:^|\.)lm_head_(\d+)\.weight$")
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")

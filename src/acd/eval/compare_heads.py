@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from acd import paper
-from acd.benchmarks import exit_point
+from acd.reports import paper
+from acd.eval.benchmarks import exit_point
 from acd.errors import UsageError
-from acd.report import Table, expert_kind, fmt
+from acd.reports.report import Table, expert_kind, fmt
 
 SETTINGS = ("original", "new", "original+acd", "new+acd")
 DOMAIN = "wikitext"  # WikiText-103 prompts: the prompts stage's `wikitext` domain

@@ -37,7 +37,7 @@ def architecture_for(model_type: str | None) -> Architecture:
     if model_type not in ARCHITECTURES:
         raise UsageError(
             f"model_type={model_type!r} is not supported: supported are {', '.join(sorted(ARCHITECTURES))} "
-            "(add one line to acd.architectures.ARCHITECTURES)"
+            "(add one line to acd.core.architectures.ARCHITECTURES)"
         )
     return ARCHITECTURES[model_type]
 

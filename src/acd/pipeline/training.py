@@ -33,13 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from acd.architectures import num_layers
-from acd.chunking import Blocks, check_tokenizer, load_blocks
+from acd.core.architectures import num_layers
+from acd.pipeline.chunking import Blocks, check_tokenizer, load_blocks
 from acd.errors import UsageError
-from acd.heads import ExitHeads
+from acd.core.heads import ExitHeads
 from acd.io import atomic_dir, atomic_path, write_json, write_text
-from acd.loading import default_device, load_config, load_pretrained
-from acd.model import Exit, hidden_at, run_body
+from acd.core.loading import default_device, load_config, load_pretrained
+from acd.core.model import Exit, hidden_at, run_body
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -455,8 +455,8 @@ def write_imported(heads: ExitHeads, source: str, checked: list[str], outputs: O
 def run_from_params(params_file: str | os.PathLike[str] = "params.yaml", blocks_dir: str = "data/blocks",
                     outputs: Outputs = Outputs()) -> dict[str, Any] | None:
     """The ``train_heads`` stage: read params.yaml (``model``, ``seed``, ``train``, ``heads``), train or import."""
-    from acd.heads_source import heads_params, import_heads
-    from acd.params import ModelSeed, pick, read_params, section
+    from acd.pipeline.heads_source import heads_params, import_heads
+    from acd.pipeline.params import ModelSeed, pick, read_params, section
 
     raw = read_params(params_file)
     top, params, source = pick(raw, ModelSeed), section(raw, "train", TrainParams), heads_params(raw)

@@ -3,13 +3,13 @@
 Without ``exits`` it is lm-eval's ``HFLM`` over the model :func:`acd.load` returns, so lm-eval
 scores p_ACD (or the plain expert when no ``layer`` is given) exactly as it scores any causal LM.
 
-With ``exits`` (e.g. ``exits=all``, see :mod:`acd.exits`) each batch runs the transformer body
+With ``exits`` (e.g. ``exits=all``, see :mod:`acd.core.exits`) each batch runs the transformer body
 once and every named exit is scored from the same hidden states, only at the continuation
 positions. lm-eval evaluates one model per run, so the model answers lm-eval with the first
 exit and keeps every exit's answers; :meth:`ACDLM.replay` then serves another exit's answers to
 a further lm-eval run over the same tasks without any model pass (the requests are identical).
 
-Importing this module registers ``acd``; ``python -m acd.lm_eval_model --model acd
+Importing this module registers ``acd``; ``python -m acd.eval.lm_eval_model --model acd
 --model_args pretrained=gpt2-medium,layer=12 --tasks lambada_openai`` is lm-eval's own CLI with it.
 """
 
@@ -30,9 +30,9 @@ from lm_eval.models.utils import Collator
 from tqdm import tqdm
 
 from acd.errors import UsageError
-from acd.exits import parse_exits, score_exits
-from acd.loading import describe, load
-from acd.model import Contrast
+from acd.core.exits import parse_exits, score_exits
+from acd.core.loading import describe, load
+from acd.core.model import Contrast
 
 Answer = tuple[float, bool]
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from acd.errors import OFFLINE_RUN, UsageError
-from acd.jsonl import read_jsonl
+from acd.pipeline.jsonl import read_jsonl
 
 PACKAGE_PREFIX = "acd:"  # files given as acd:data/sample/x.jsonl ship inside the package
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
-from acd.architectures import num_layers
-from acd.heads import ExitHeads
-from acd.training import train_step
+from acd.core.architectures import num_layers
+from acd.core.heads import ExitHeads
+from acd.pipeline.training import train_step
 
 MEMORY_METHODS = {
     "cuda": "torch.cuda.max_memory_allocated minus the allocated bytes at the start",

@@ -29,7 +29,7 @@ IDENTITY = {
 
 def project_root() -> Path:
     """The source checkout this package runs from (the demo copies its pipeline)."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     if not (root / "dvc.yaml").is_file() or not (root / "stages").is_dir():
         raise UsageError(
             f"acd demo needs a source checkout with dvc.yaml and stages/ (looked in {root}); "
@@ -67,7 +67,7 @@ def run(command: list[str], cwd: Path, quiet: bool = False) -> subprocess.Comple
 
 def prepare(directory: Path, force: bool = False) -> Path:
     """Lay out the demo repository: pipeline files, sample data, a tiny model, offline params."""
-    from acd.tiny import make_tiny_model
+    from acd.tools.tiny import make_tiny_model
 
     root = project_root()
     if directory.exists() and any(directory.iterdir()):
@@ -120,7 +120,7 @@ def reproduce(directory: Path) -> None:
 
 def print_reports(directory: Path) -> None:
     """The reports beside the paper's numbers: generation tables, the benchmark report, Table 6 (compare_heads)."""
-    run([sys.executable, "-m", "acd.cli", "report", "generation"], directory)
+    run([sys.executable, "-m", "acd.tools.cli", "report", "generation"], directory)
     for report in (directory / "metrics" / "benchmarks" / "report.md", directory / "metrics" / "compare_heads.md"):
         if report.is_file():
             print(report.read_text(encoding="utf-8"))

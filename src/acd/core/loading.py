@@ -15,12 +15,12 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from acd.architectures import architecture_for
+from acd.core.architectures import architecture_for
 from acd.errors import OFFLINE_RUN, UsageError
-from acd.heads import ExitHeads
-from acd.multiexit import load_heads
-from acd.model import Amateur, Contrast, DynamicAmateur, Exit, ModelAmateur, check_contrast, make_auto_contrastive
-from acd.params import DYNAMIC, parse_candidate_layers, parse_layer
+from acd.core.heads import ExitHeads
+from acd.core.multiexit import load_heads
+from acd.core.model import Amateur, Contrast, DynamicAmateur, Exit, ModelAmateur, check_contrast, make_auto_contrastive
+from acd.pipeline.params import DYNAMIC, parse_candidate_layers, parse_layer
 
 EXPERT_KINDS = ("original", "new")
 AMATEUR_KINDS = ("head", "lens", "model")

@@ -1,0 +1,1 @@
+"""What the DVC stages run: params, chunking, head training, prompts and generation."""

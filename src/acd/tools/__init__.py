@@ -1,0 +1,1 @@
+"""Command line, the offline demo, the tiny model, exit inspection and the speed benchmark (perf)."""
