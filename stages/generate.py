@@ -11,10 +11,10 @@ from pathlib import Path
 from acd.pipeline.decoding import strategy_kwargs
 from acd.errors import UsageError
 from acd.pipeline.generation import (
-    GenerationParams, Plain, Sweep, generate_domains, generate_layer_sweep, load_generator, read_prompt_sets,
+    GenerationParams, Plain, generate_domains, generate_layer_sweep, load_generator, read_prompt_sets,
 )
 from acd.core.loading import load
-from acd.pipeline.params import Decoding, pick, read_params, section
+from acd.pipeline.params import Decoding, ModelSeed, pick, read_params, section
 from acd.pipeline.stage import run_stage
 
 PROMPTS, HEADS = Path("data/prompts"), Path("models/heads")
@@ -27,7 +27,7 @@ def main() -> None:
     params = read_params()
     generation = section(params, "generation", GenerationParams)
     if kind == "layers" and not rest:
-        top = pick(params, Sweep)
+        top = pick(params, ModelSeed)
         files = [PROMPTS / f"{domain}.jsonl" for domain in generation.layer_sweep_domains]
         for path in files:
             if not path.is_file():

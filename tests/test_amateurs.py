@@ -23,6 +23,7 @@ from acd.core.amateur_model import CACHE, PairCache
 from acd.errors import UsageError
 from acd.core.heads import ExitHeads
 from acd.core.model import DynamicAmateur, Exit, ModelAmateur
+from acd.core.spec import ContrastSpec
 from acd.pipeline.params import Decoding, build, pick, read_params
 from acd.tools.tiny import make_tiny_model
 from test_cli import run_acd
@@ -230,25 +231,24 @@ def test_params_yaml_keeps_the_paper_defaults_and_checks_the_new_knobs() -> None
     assert (decoding.amateur_temperature, decoding.keep_tail, decoding.amateur_model, decoding.candidate_layers) == (
         1.0, True, None, []
     )
-    kwargs = decoding.contrast_kwargs()
-    assert kwargs["amateur_model"] is None and kwargs["candidate_layers"] is None
+    spec = decoding.spec()
+    assert spec.amateur_model is None and spec.candidate_layers is None
     base = {"model": "m"}
     for value in (0, -1.0, float("inf"), True):
         with pytest.raises(UsageError, match="amateur_temperature="):
             build(Decoding, {**base, "amateur_temperature": value})
     with pytest.raises(UsageError, match="amateur_model is missing"):
         build(Decoding, {**base, "amateur": "model"})
-    with pytest.raises(UsageError, match=r"candidate_layers=\[\] is not allowed with layer=dynamic"):
+    with pytest.raises(UsageError, match=r"candidate_layers is missing: layer='dynamic'"):
         build(Decoding, {**base, "layer": "dynamic"})
     with pytest.raises(UsageError, match="layer='dyn' is not allowed"):
         build(Decoding, {**base, "layer": "dyn"})
     dynamic = build(Decoding, {**base, "layer": "dynamic", "candidate_layers": [4, 8]})
-    assert dynamic.contrast_kwargs()["candidate_layers"] == [4, 8]
+    assert dynamic.spec().candidate_layers == (4, 8)
     cd = build(Decoding, {**base, "amateur": "model", "amateur_model": "gpt2", "amateur_temperature": 0.5,
                           "keep_tail": False, "candidate_layers": [3]})
-    assert cd.contrast_kwargs() == {"layer": 12, "alpha": 0.1, "expert": "new", "amateur": "model",
-                                    "amateur_temperature": 0.5, "keep_tail": False, "amateur_model": "gpt2",
-                                    "candidate_layers": None}
+    assert cd.spec() == ContrastSpec(layer=12, alpha=0.1, expert="new", amateur="model", amateur_temperature=0.5,
+                                     keep_tail=False, amateur_model="gpt2")
 
 
 def test_only_the_acd_stages_read_the_contrast_knobs() -> None:

@@ -15,36 +15,12 @@ probability into NaN.
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import torch
 
-from acd.errors import UsageError
+from acd.core.spec import check_alpha, check_min_candidates
 
-__all__ = ["acd_log_probs", "check_alpha", "check_amateur_temperature", "check_min_candidates", "compute_dtype"]
-
-
-def check_alpha(alpha: object) -> float:
-    """Return alpha as a float, or raise UsageError (a ValueError) naming the allowed range."""
-    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0.0 <= float(alpha) <= 1.0:
-        raise UsageError(f"alpha={alpha!r} is not allowed: alpha must be a number in [0, 1]")
-    return float(alpha)
-
-
-def check_min_candidates(min_candidates: object) -> int:
-    """Return min_candidates as an int, or raise UsageError (a ValueError) naming the allowed range."""
-    if isinstance(min_candidates, bool) or not isinstance(min_candidates, int) or min_candidates < 1:
-        raise UsageError(
-            f"min_candidates={min_candidates!r} is not allowed: min_candidates must be an integer >= 1"
-        )
-    return min_candidates
-
-
-def check_amateur_temperature(temperature: object) -> float:
-    """Return the amateur temperature as a float (finite, > 0), or raise UsageError naming the allowed range."""
-    if isinstance(temperature, bool) or not isinstance(temperature, Real) or not 0.0 < float(temperature) < math.inf:
-        raise UsageError(f"amateur_temperature={temperature!r} is not allowed: it must be a finite number > 0")
-    return float(temperature)
+__all__ = ["acd_log_probs", "compute_dtype"]
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:

@@ -15,7 +15,6 @@ Names join with ``+`` (``head12+lens24+acd``): lm-eval's model_args already spli
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -27,7 +26,6 @@ from acd.errors import UsageError
 from acd.core.model import Contrast, Exit, ModelAmateur, check_exit, contrast_logits, run_body
 
 ALLOWED = "head<L>, lens<L>, original, new, heads, lenses, all, acd"
-_SINGLE = re.compile(r"(head|lens)(\d+)")
 
 
 def _names(spec: str | Sequence[str]) -> list[str]:
@@ -58,10 +56,10 @@ def _expand(name: str, model: Any) -> list[Exit] | None:
         if not trained:
             return [Exit(layer, "lens") for layer in range(1, n_layers + 1)]
         return [Exit(layer, "head") for layer in trained] + [Exit(n_layers, "lens")]
-    match = _SINGLE.fullmatch(name)
-    if match is None:
-        raise UsageError(f"exits={name!r} is not allowed: use {ALLOWED}")
-    return [Exit(int(match.group(2)), match.group(1))]
+    try:
+        return [Exit.parse(name)]
+    except UsageError:
+        raise UsageError(f"exits={name!r} is not allowed: use {ALLOWED}") from None
 
 
 def parse_exits(spec: str | Sequence[str], model: Any) -> dict[str, Contrast]:

@@ -20,10 +20,8 @@ from acd.errors import OFFLINE_RUN, UsageError
 from acd.core.heads import ExitHeads
 from acd.core.multiexit import load_heads
 from acd.core.model import Amateur, Contrast, DynamicAmateur, Exit, ModelAmateur, check_contrast, make_auto_contrastive
-from acd.pipeline.params import DYNAMIC, parse_candidate_layers, parse_layer
+from acd.core.spec import DYNAMIC, ContrastSpec
 
-EXPERT_KINDS = ("original", "new")
-AMATEUR_KINDS = ("head", "lens", "model")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
 
 
@@ -41,17 +39,7 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
 
 def expert_exit(expert: str, n_layers: int) -> Exit:
     """``original`` is the pretrained lm_head (the lens at the last layer); ``new`` a trained final head."""
-    if expert not in EXPERT_KINDS:
-        raise UsageError(f"expert={expert!r} is not allowed: use one of {', '.join(EXPERT_KINDS)}")
     return Exit(n_layers, "lens" if expert == "original" else "head")
-
-
-def check_kinds(expert: str | None, amateur: str | None) -> None:
-    """Fail on a misspelt kind before anything is loaded."""
-    if expert is not None and expert not in EXPERT_KINDS:
-        raise UsageError(f"expert={expert!r} is not allowed: use one of {', '.join(EXPERT_KINDS)}")
-    if amateur is not None and amateur not in AMATEUR_KINDS:
-        raise UsageError(f"amateur={amateur!r} is not allowed: use one of {', '.join(AMATEUR_KINDS)}")
 
 
 def _cannot_load(name: str, error: Exception, param: str = "model") -> UsageError:
@@ -118,28 +106,8 @@ def check_shared_vocabulary(model_name_or_path: str | os.PathLike[str], amateur_
         )
 
 
-def check_amateur_args(
-    amateur: str | None, amateur_model: object, layer: int | str | None, candidate_layers: list[int] | None
-) -> None:
-    """Refuse settings that contradict each other, before anything is loaded."""
-    if amateur == "model" and amateur_model is None:
-        raise UsageError("amateur_model is missing: amateur='model' needs a hub id or directory of a small LM")
-    if amateur_model is not None and amateur != "model":
-        raise UsageError(
-            f"amateur_model={str(amateur_model)!r} is not allowed with amateur={amateur!r}: use amateur='model'"
-        )
-    if layer == DYNAMIC and amateur == "model":
-        raise UsageError("layer='dynamic' is not allowed with amateur='model': it picks among the expert's exits")
-    if layer == DYNAMIC and not candidate_layers:
-        raise UsageError("candidate_layers is missing: layer='dynamic' needs candidate exit layers, e.g. [2, 4, 6]")
-    if candidate_layers and layer != DYNAMIC:
-        raise UsageError(
-            f"candidate_layers={candidate_layers} is not allowed with layer={layer!r}: use layer='dynamic'"
-        )
-
-
 def amateur_of(
-    amateur: str, layer: int | str | None, candidate_layers: list[int] | None, amateur_model: object
+    amateur: str, layer: int | str | None, candidate_layers: tuple[int, ...] | None, amateur_model: object
 ) -> Amateur | None:
     """The contrast's amateur: a separate model, a dynamic choice among exits, one exit, or none (``layer=None``)."""
     if amateur == "model":
@@ -155,36 +123,20 @@ def load(
     model_name_or_path: str | os.PathLike[str],
     *,
     heads: str | os.PathLike[str] | ExitHeads | None = None,
-    layer: int | str | None = None,
-    alpha: float = 0.1,
-    expert: str | None = None,
-    amateur: str | None = None,
-    min_candidates: int = 1,
-    keep_tail: bool = True,
-    amateur_temperature: float = 1.0,
-    amateur_model: str | os.PathLike[str] | None = None,
-    candidate_layers: list[int] | str | None = None,
+    spec: ContrastSpec | None = None,
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
+    **knobs: Any,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load ``model_name_or_path`` as an ACD model contrasting its expert with the exit at ``layer``.
 
-    ``layer=None`` gives the plain expert. ``expert`` defaults to ``new`` when ``heads`` hold
-    a final-layer head (the paper) and to ``original`` otherwise; ``amateur`` defaults to
-    ``model`` when ``amateur_model`` is given, else to ``head`` when heads are given and to
-    ``lens`` otherwise, so ACD works on any model. ``layer='dynamic'`` picks, per token, the
-    exit of ``candidate_layers`` furthest from the expert (Jensen-Shannon divergence).
-    ``amateur_model`` (a small LM with the expert's tokenizer) is the amateur of contrastive
-    decoding (Li et al. 2022: ``amateur_temperature=0.5``, ``keep_tail=False``); ``layer`` is unused then.
+    The contrast is ``spec``, or :class:`~acd.core.spec.ContrastSpec` built from ``knobs`` (``layer``,
+    ``alpha``, ``expert``, ``amateur``, ...); ``layer=None`` gives the plain expert.
     """
-    check_kinds(expert, amateur)
-    # Settings first: a typo fails before minutes of loading.
-    Contrast(expert=Exit(1), alpha=alpha, min_candidates=min_candidates, amateur_temperature=amateur_temperature)
-    layer = parse_layer(layer)
-    candidate_layers = parse_candidate_layers(candidate_layers)
-    if amateur is None and amateur_model is not None:
-        amateur = "model"
-    check_amateur_args(amateur, amateur_model, layer, candidate_layers)
+    if spec is None:
+        spec = ContrastSpec.from_kwargs(**knobs)  # settings first: a typo fails before minutes of loading
+    elif knobs:
+        raise UsageError(f"{sorted(knobs)[0]} is not allowed with spec=: set it on the ContrastSpec")
     exit_heads = heads if isinstance(heads, ExitHeads) or heads is None else load_heads(heads)
     # The config (seconds, no weights) is enough to check the heads and every exit.
     config = load_config(model_name_or_path)
@@ -192,33 +144,32 @@ def load(
     n_layers = config.num_hidden_layers
     if exit_heads is not None:
         exit_heads.check_fits(config.vocab_size, config.hidden_size, n_layers)
-    if amateur is None:
-        amateur = "head" if exit_heads is not None else "lens"
-    if layer == DYNAMIC and amateur == "head":
-        untrained = [c for c in candidate_layers or () if exit_heads is None or c not in exit_heads]
+    amateur = spec.amateur or ("head" if exit_heads is not None else "lens")
+    if spec.layer == DYNAMIC and amateur == "head":
+        untrained = [c for c in spec.candidate_layers or () if exit_heads is None or c not in exit_heads]
         if untrained:
             trained = "no heads were given" if exit_heads is None else f"trained exits are {exit_heads.exit_layers}"
             raise UsageError(
-                f"candidate_layers={candidate_layers} has no trained head for layers {untrained} ({trained}): "
-                "pick trained layers, or use amateur='lens'"
+                f"candidate_layers={list(spec.candidate_layers or ())} has no trained head for layers {untrained} "
+                f"({trained}): pick trained layers, or use amateur='lens'"
             )
     if amateur == "model":
-        check_shared_vocabulary(model_name_or_path, amateur_model)
-    if expert is None:
-        expert = "new" if exit_heads is not None and n_layers in exit_heads else "original"
+        check_shared_vocabulary(model_name_or_path, spec.amateur_model)
+    expert = spec.expert or ("new" if exit_heads is not None and n_layers in exit_heads else "original")
     contrast = Contrast(
         expert=expert_exit(expert, n_layers),
-        amateur=amateur_of(amateur, layer, candidate_layers, amateur_model),
-        alpha=alpha,
-        min_candidates=min_candidates,
-        keep_tail=keep_tail,
-        amateur_temperature=amateur_temperature,
+        amateur=amateur_of(amateur, spec.layer, spec.candidate_layers, spec.amateur_model),
+        alpha=spec.alpha,
+        min_candidates=spec.min_candidates,
+        keep_tail=spec.keep_tail,
+        amateur_temperature=spec.amateur_temperature,
     )
     check_contrast(n_layers, exit_heads, contrast)
     model, tokenizer = load_pretrained(model_name_or_path, device=device, dtype=dtype)
     amateur_lm = None
     if amateur == "model":
-        amateur_lm, _ = load_pretrained(amateur_model, device=str(model.device), dtype=dtype, param="amateur_model")
+        amateur_lm, _ = load_pretrained(spec.amateur_model, device=str(model.device), dtype=dtype,
+                                        param="amateur_model")
     return make_auto_contrastive(model, contrast, exit_heads, amateur_lm), tokenizer
 
 

@@ -14,6 +14,7 @@ strategy and KV cache, ``HFLM`` and any code that calls a causal LM work unchang
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,12 +26,16 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from acd.core.architectures import final_norm, num_layers
 from acd.core.amateur_model import CACHE, amateur_model_logits
-from acd.core.contrast import acd_log_probs, check_alpha, check_amateur_temperature, check_min_candidates, compute_dtype
+from acd.core.contrast import acd_log_probs, compute_dtype
+from acd.core.spec import check_alpha, check_amateur_temperature, check_min_candidates
 from acd.core.dynamic import select_amateur
 from acd.errors import UsageError
 from acd.core.heads import ExitHeads
 
 EXIT_KINDS = ("head", "lens")
+
+
+_EXIT_NAME = re.compile(r"(head|lens)(\d+)")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,14 @@ class Exit:
 
     def __str__(self) -> str:
         return f"{self.kind}{self.layer}"
+
+    @classmethod
+    def parse(cls, name: str) -> Exit:
+        """The exit a name such as ``head12`` or ``lens24`` stands for: the one grammar of exit names."""
+        match = _EXIT_NAME.fullmatch(name) if isinstance(name, str) else None
+        if match is None:
+            raise UsageError(f"exit={name!r} is not an exit name: use head<L> or lens<L>, e.g. head12")
+        return cls(int(match.group(2)), match.group(1))
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ plots. Results are ``{task: {exit: {metric: value}}}``; exits are named as in :m
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from acd.errors import UsageError
-from acd.pipeline.params import Decoding
+from acd.core.model import Exit
+from acd.pipeline.params import Decoding, ModelSeed
 from acd.eval.tasks import load_tasks, task_manager
 
 # The paper's benchmarks (§4.2.2) and the Inverse Scaling Prize tasks lm-eval 0.4 ships.
@@ -63,14 +63,6 @@ class Benchmarks:
         if group not in self.tasks:
             raise UsageError(f"group={group!r} is not in benchmarks.tasks: known groups are {', '.join(self.tasks)}")
         return self.tasks[group]
-
-
-@dataclass(frozen=True)
-class Base:
-    """The top-level params a per-layer sweep reads: the model and the seed, never alpha/layer/amateur."""
-
-    model: str
-    seed: int = 0
 
 
 def task_metrics(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -140,31 +132,24 @@ def _run(bench: Benchmarks, group: str, model_args: dict[str, Any], seed: int) -
     return {**document, "settings": _settings(bench, group)}
 
 
-def sweep(group: str, base: Base, bench: Benchmarks) -> dict[str, Any]:
+def sweep(group: str, base: ModelSeed, bench: Benchmarks) -> dict[str, Any]:
     """Every exit of ``bench.exits`` alone on the group's tasks, from one body pass per batch."""
     return _run(bench, group, {"pretrained": base.model, "exits": bench.exits}, base.seed)
 
 
 def contrast(group: str, decoding: Decoding, bench: Benchmarks) -> dict[str, Any]:
     """The ACD model (expert vs the amateur at ``layer``, ``alpha``) on the group's tasks: HFLM over it."""
-    return _run(bench, group, {"pretrained": decoding.model, **decoding.contrast_kwargs()}, decoding.seed)
+    return _run(bench, group, {"pretrained": decoding.model, **decoding.spec().as_kwargs()}, decoding.seed)
 
 
 # ---- plot data: one row per exit, metrics averaged over the group's tasks -----------------
 
-_EXIT = re.compile(r"(head|lens)(\d+)")
-
-
 def exit_point(name: str, model_info: dict[str, Any]) -> tuple[str, int]:
     """(kind, layer) of an exit name; ACD sits at its expert's layer."""
     if name == "acd":
-        match = _EXIT.fullmatch(model_info["acd"]["expert"])
-        assert match is not None
-        return "acd", int(match.group(2))
-    match = _EXIT.fullmatch(name)
-    if match is None:
-        raise ValueError(f"not an exit name: {name!r}")
-    return match.group(1), int(match.group(2))
+        return "acd", Exit.parse(model_info["acd"]["expert"]).layer
+    exit = Exit.parse(name)
+    return exit.kind, exit.layer
 
 
 def plot_rows(document: dict[str, Any], kind: str) -> list[dict[str, Any]]:

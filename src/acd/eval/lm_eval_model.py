@@ -33,6 +33,7 @@ from acd.errors import UsageError
 from acd.core.exits import parse_exits, score_exits
 from acd.core.loading import describe, load
 from acd.core.model import Contrast
+from acd.core.spec import ContrastSpec
 
 Answer = tuple[float, bool]
 logger = logging.getLogger(__name__)
@@ -46,15 +47,6 @@ class ACDLM(HFLM):
         self,
         pretrained: str,
         heads: str | None = None,
-        layer: int | None = None,
-        alpha: float = 0.1,
-        expert: str | None = None,
-        amateur: str | None = None,
-        min_candidates: int = 1,
-        keep_tail: bool = True,
-        amateur_temperature: float = 1.0,
-        amateur_model: str | None = None,
-        candidate_layers: str | int | Sequence[int] | None = None,
         exits: str | Sequence[str] | None = None,
         device: str | None = None,
         dtype: str | None = None,
@@ -62,18 +54,17 @@ class ACDLM(HFLM):
         max_batch_size: int | None = 64,
         max_length: int | None = None,
         softmax_dtype: str | None = None,
+        **contrast: Any,
     ) -> None:
+        """``contrast``: the fields of :class:`~acd.core.spec.ContrastSpec` (``layer``, ``alpha``, ...)."""
+        spec = ContrastSpec.from_kwargs(**contrast)  # before the device: a typo fails first
         if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
             # lm-eval's CLI asks for cuda:0 by default; HFLM falls back to the CPU then, and so do we.
             logger.warning("device=%r is not available: using the CPU", device)
             device = "cpu"
         if exits is not None and not isinstance(batch_size, int):
             raise UsageError(f"batch_size={batch_size!r} is not allowed with exits: give a number of sequences")
-        model, tokenizer = load(
-            str(pretrained), heads=heads, layer=layer, alpha=alpha, expert=expert, amateur=amateur,
-            min_candidates=min_candidates, keep_tail=keep_tail, amateur_temperature=amateur_temperature,
-            amateur_model=amateur_model, candidate_layers=candidate_layers, device=device, dtype=dtype,
-        )
+        model, tokenizer = load(str(pretrained), heads=heads, spec=spec, device=device, dtype=dtype)
         super().__init__(
             pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=max_batch_size,
             max_length=max_length, softmax_dtype=softmax_dtype,
@@ -182,7 +173,9 @@ class ReplayLM(LM):
         raise UsageError("exits=... scores log-likelihood tasks only: run generation tasks without exits")
 
 
-MODEL_ARGS = tuple(name for name in inspect.signature(ACDLM.__init__).parameters if name != "self")
+MODEL_ARGS = tuple(
+    name for name in inspect.signature(ACDLM.__init__).parameters if name not in ("self", "contrast")
+) + ContrastSpec.knobs()
 
 
 def parse_model_args(text: str) -> dict[str, Any]:

@@ -180,14 +180,6 @@ class Plain:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class Sweep:
-    """The top-level keys the per-exit sweep reads: each exit is decoded alone, so no expert either."""
-
-    model: str
-    seed: int = 0
-
-
 def read_prompt_sets(prompt_files: Sequence[Path]) -> dict[Path, list[dict[str, Any]]]:
     """Every prompt file, read and checked: before the model loads, so a malformed file fails in seconds."""
     return {Path(path): read_prompts(path) for path in prompt_files}
@@ -200,7 +192,7 @@ def load_generator(top: Plain | Decoding, heads: str | os.PathLike[str], dtype: 
     """
     if not contrast:
         return load(top.model, heads=heads if top.expert == "new" else None, expert=top.expert, dtype=dtype)
-    return load(top.model, heads=heads, dtype=dtype, **top.contrast_kwargs())
+    return load(top.model, heads=heads, dtype=dtype, spec=top.spec())
 
 
 def generate_domains(

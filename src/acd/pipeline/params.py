@@ -18,12 +18,11 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from acd.core.contrast import check_alpha, check_amateur_temperature
+from acd.core.spec import DYNAMIC, ContrastSpec
 from acd.errors import UsageError
 
 T = TypeVar("T")
 PARAMS_FILE = "params.yaml"
-DYNAMIC = "dynamic"  # layer: per token, the candidate exit furthest from the expert (DoLa-style)
 
 
 def read_params(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, Any]:
@@ -139,32 +138,6 @@ def pick(params: dict[str, Any], cls: type[T]) -> T:
     return build(cls, {key: value for key, value in params.items() if key in names})
 
 
-def parse_layer(value: object) -> int | str | None:
-    """The amateur exit layer (an integer >= 1) or ``'dynamic'``; digits as text pass (CLI, lm-eval model_args)."""
-    if value is None or value == DYNAMIC:
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"layer={value!r} is out of range: use an exit layer >= 1 or '{DYNAMIC}'")
-    return value
-
-
-def parse_candidate_layers(value: object) -> list[int] | None:
-    """Candidate exit layers of ``layer='dynamic'``: a list, one layer, or text joined by ',' or '+'
-    (lm-eval's model_args already split on commas, so there ``candidate_layers=2+4+6``)."""
-    if value is None:
-        return None
-    items: list[Any]
-    if isinstance(value, str):
-        items = [int(p) if p.strip().isdigit() else p for p in value.replace("+", ",").split(",")]
-    else:
-        items = list(value) if isinstance(value, (list, tuple)) else [value]
-    if not items or any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in items):
-        raise UsageError(f"candidate_layers={value!r} is not allowed: give exit layers >= 1, e.g. [2, 4, 6]")
-    return items
-
-
 @dataclass(frozen=True)
 class Decoding:
     """The top-level knobs of params.yaml: which model, which expert and amateur, how hard to contrast.
@@ -183,28 +156,20 @@ class Decoding:
     keep_tail: bool = True
     amateur_model: str | None = None
     candidate_layers: list[int] = dataclasses.field(default_factory=list)
+    min_candidates: int = 1
 
     def __post_init__(self) -> None:
-        check_alpha(self.alpha)
-        check_amateur_temperature(self.amateur_temperature)
-        parse_layer(self.layer)
-        if self.amateur == "model" and self.amateur_model is None:
-            raise UsageError("amateur_model is missing: amateur=model needs a hub id or directory of a small LM")
-        if self.layer == DYNAMIC:
-            if self.amateur == "model":
-                raise UsageError("layer=dynamic is not allowed with amateur=model: it picks among the expert's exits")
-            if not self.candidate_layers:
-                raise UsageError("candidate_layers=[] is not allowed with layer=dynamic: list exit layers, e.g. [4, 8]")
-            parse_candidate_layers(self.candidate_layers)
+        self.spec()
 
-    def contrast_kwargs(self) -> dict[str, Any]:
-        """The arguments of :func:`acd.load` (and the lm-eval ``acd`` model) that set the contrast."""
-        return {
-            "layer": self.layer, "alpha": self.alpha, "expert": self.expert, "amateur": self.amateur,
-            "amateur_temperature": self.amateur_temperature, "keep_tail": self.keep_tail,
-            "amateur_model": self.amateur_model if self.amateur == "model" else None,
-            "candidate_layers": self.candidate_layers if self.layer == DYNAMIC else None,
-        }
+    def spec(self) -> ContrastSpec:
+        """The contrast these keys set, checked by :class:`ContrastSpec` (its messages are the only ones)."""
+        return ContrastSpec(
+            layer=self.layer, alpha=self.alpha, expert=self.expert, amateur=self.amateur,
+            amateur_temperature=self.amateur_temperature, keep_tail=self.keep_tail,
+            amateur_model=self.amateur_model if self.amateur == "model" else None,
+            candidate_layers=(tuple(self.candidate_layers) or None) if self.layer == DYNAMIC else None,
+            min_candidates=self.min_candidates,
+        )
 
 
 @dataclass(frozen=True)
@@ -216,7 +181,8 @@ class ModelName:
 
 @dataclass(frozen=True)
 class ModelSeed:
-    """The top-level ``model`` and ``seed``: for stages that train or sample but never contrast."""
+    """The top-level ``model`` and ``seed``: every stage that loads a model but never contrasts (training, the
+    per-exit sweeps of generation and lm-eval)."""
 
     model: str
     seed: int = 0

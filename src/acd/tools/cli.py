@@ -45,25 +45,26 @@ def generate(
         True, "--keep-tail/--no-keep-tail", help="Tokens outside the plausible set keep p_EXP (ACD) or get -inf (CD)."
     ),
     candidate_layers: Optional[str] = typer.Option(None, help="Candidate exit layers of --layer dynamic, e.g. 2,4,6."),
+    min_candidates: int = typer.Option(1, help="The plausible set keeps at least this many tokens."),
     max_new_tokens: int = typer.Option(100, min=1, help="Tokens to generate."),
     seed: int = typer.Option(0, help="Sampling seed."),
     no_acd: bool = typer.Option(False, "--no-acd", help="Decode with the plain expert instead."),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when available)."),
 ) -> None:
     """Continue PROMPT with ACD (or the plain expert with --no-acd)."""
-    from acd.pipeline.decoding import empty_prompt, generate_batch, strategy_kwargs
     from acd.core.loading import load
+    from acd.core.spec import ContrastSpec
+    from acd.pipeline.decoding import empty_prompt, generate_batch, strategy_kwargs
 
     strategy_kwargs(strategy)
     if not prompt:  # before minutes of loading; a prompt that tokenizes to nothing is refused after
         raise empty_prompt(prompt)
-    contrast = {} if no_acd else {
-        "layer": layer, "amateur": amateur, "amateur_model": amateur_model, "candidate_layers": candidate_layers
-    }
-    lm, tokenizer = load(
-        model, heads=heads, alpha=alpha, expert=expert, amateur_temperature=amateur_temperature, keep_tail=keep_tail,
-        device=device, **contrast,
-    )
+    knobs = {"alpha": alpha, "expert": expert, "amateur_temperature": amateur_temperature, "keep_tail": keep_tail,
+             "min_candidates": min_candidates}
+    amateur_knobs = {"layer": layer, "amateur": amateur, "amateur_model": amateur_model,
+                     "candidate_layers": candidate_layers}
+    spec = ContrastSpec(**knobs) if no_acd else ContrastSpec(**knobs, **amateur_knobs)
+    lm, tokenizer = load(model, heads=heads, spec=spec, device=device)
     typer.echo(prompt + generate_batch(lm, tokenizer, [prompt], strategy, max_new_tokens, seed=seed)[0])
 
 
