@@ -296,10 +296,15 @@ class AutoContrastiveMixin:
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
+        # Named here so that generate() builds positions from the attention mask (it reads this signature):
+        # with left padding a row's first real token then sits at position 0, as in a batch of one.
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
         amateur_output = None
         if isinstance(self.acd_contrast.amateur, ModelAmateur):
             amateur_output, kwargs = amateur_model_logits(
