@@ -253,10 +253,10 @@ def test_params_yaml_keeps_the_paper_defaults_and_checks_the_new_knobs() -> None
 
 def test_only_the_acd_stages_read_the_contrast_knobs() -> None:
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    knobs = {"amateur_temperature", "keep_tail", "amateur_model", "candidate_layers"}
+    knobs = {"amateur_temperature", "keep_tail", "amateur_model", "candidate_layers", "min_candidates"}
     for name, stage in stages.items():
         params = {p for p in stage.get("params", []) if isinstance(p, str)}
-        assert (knobs <= params) == (name in ("generate_acd", "benchmark_acd")), name
+        assert (knobs <= params) == (name in ("generate_acd", "benchmark_acd", "compare_heads_acd")), name
     demo = yaml.safe_load((REPO / "src/acd/data/demo/params.yaml").read_text())
     assert knobs <= set(demo)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from acd.errors import UsageError
 
-PIPELINE_FILES = ("dvc.yaml", "stages", "src/acd")
+PIPELINE_FILES = ("dvc.yaml", ".dvcignore", "stages", "src/acd")
 IDENTITY = {
     "GIT_AUTHOR_NAME": "acd demo",
     "GIT_AUTHOR_EMAIL": "acd-demo@localhost",
