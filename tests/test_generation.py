@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import acd.pipeline.generation as generation
+import acd.pipeline.journal as journal_module
 from acd.pipeline.decoding import STRATEGIES
 from acd.errors import UsageError
 from acd.pipeline.generation import (
@@ -110,3 +112,47 @@ def test_generation_params() -> None:
         build(GenerationParams, {"strategies": ["nucleus"]}, "generation")
     with pytest.raises(UsageError, match=r"generation\.max_new_tokens=0 is out of range"):
         build(GenerationParams, {"max_new_tokens": 0}, "generation")
+
+
+def test_a_journal_resumes_only_the_same_weights_and_code(tiny_gpt2: Path, gpt2_heads: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed, then the heads are retrained (or the code changes): the rerun equals a run from an empty journal."""
+    model, tokenizer = load(tiny_gpt2, heads=gpt2_heads, layer=2, device="cpu")
+    settings = generation.generation_settings(model, "tiny", "acd", "greedy", 6)
+    real, calls = generation.generate_new_tokens, []
+
+    def killed_at_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    def run(out: str, journal: str) -> bytes:
+        return generate_file(model, tokenizer, PROMPTS, tmp_path / out, journal=tmp_path / journal,
+                             settings=settings, batch_size=2, seed=7).read_bytes()
+
+    monkeypatch.setattr(generation, "generate_new_tokens", killed_at_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run("killed.jsonl", "journal.jsonl")
+    monkeypatch.setattr(generation, "generate_new_tokens", real)
+    with torch.no_grad():
+        model.acd_heads[2].weight.mul_(-1.5)  # "retrained": same names and settings, other weights
+    assert run("resumed.jsonl", "journal.jsonl") == run("fresh.jsonl", "empty.jsonl")
+
+    calls.clear()
+    monkeypatch.setattr(generation, "generate_new_tokens", killed_at_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run("killed.jsonl", "code.jsonl")
+    monkeypatch.setattr(generation, "generate_new_tokens", real)
+    monkeypatch.setattr(journal_module, "code_digest", lambda: "a fixed bug")
+    assert journal_module.read_journal(tmp_path / "code.jsonl", journal_module.fingerprint(
+        model, prompts=[(row["id"], row["prompt"]) for row in PROMPTS], settings=settings, batch_size=2, seed=7)) == {}
+
+
+def test_journals_are_removed_when_the_stage_is_done(tiny_gpt2: Path, gpt2_heads: Path, prompt_file: Path,
+                                                     tmp_path: Path) -> None:
+    model, tokenizer = load(tiny_gpt2, heads=gpt2_heads, layer=2, device="cpu")
+    journal = tmp_path / "journal" / "acd" / "greedy"
+    generate_domains(model, tokenizer, read_prompt_sets([prompt_file]), tmp_path / "out", journal, model_name="tiny",
+                     kind="acd", strategy="greedy", params=SMALL, seed=0)
+    assert (tmp_path / "out" / prompt_file.name).is_file() and not journal.exists()

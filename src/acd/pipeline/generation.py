@@ -1,10 +1,10 @@
 """Open-ended generation over a prompt file: batched, seeded, resumable per prompt, with a progress bar.
 
-Finished prompts are appended to a *journal* (fsynced after each batch) under a header that
-fingerprints everything the outputs depend on; a rerun with the same fingerprint skips the
-prompts already done, another fingerprint starts over. The journal lives outside the DVC
-outputs (DVC deletes those before rerunning a stage) and is kept when done, so a run killed in
-its last domain does not redo the first ones. Each batch is seeded from (seed, strategy,
+Finished prompts are appended to a *journal* (fsynced after each batch, see :mod:`acd.pipeline.journal`)
+under a fingerprint of everything the outputs depend on: prompts, settings, the weights in memory and the
+package's code. A rerun with the same fingerprint skips the prompts already done; anything else starts over.
+The journal lives outside the DVC outputs (DVC deletes those before rerunning a stage) and is removed when the
+stage's last file is written. Each batch is seeded from (seed, strategy,
 domain, batch index) alone, so a resumed run writes exactly what an uninterrupted one would,
 and the plain expert and ACD draw the same random streams. Outputs are written atomically.
 """
@@ -12,8 +12,8 @@ and the plain expert and ACD draw the same random streams. Outputs are written a
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from acd.core.loading import describe, load
 from acd.core.model import Exit
 from acd.pipeline.params import Decoding
 from acd.pipeline.prompts import read_prompts
+from acd.pipeline.journal import append, fingerprint, read_journal, start_journal
 from acd.pipeline.jsonl import read_jsonl, write_jsonl
 
 GenerationKind = Literal["plain", "acd", "layer"]
@@ -80,44 +81,6 @@ def generation_settings(
     return settings
 
 
-def _fingerprint(prompts: Sequence[dict[str, Any]], settings: dict[str, Any], batch_size: int, seed: int) -> str:
-    payload = {
-        "prompts": [(row["id"], row["prompt"]) for row in prompts],
-        "settings": settings,
-        "batch_size": batch_size,
-        "seed": seed,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _read_journal(journal: Path, fingerprint: str) -> dict[str, dict[str, Any]]:
-    """Rows already done under this fingerprint; a torn last line (killed mid-write) is ignored."""
-    if not journal.is_file():
-        return {}
-    lines = journal.read_text(encoding="utf-8").splitlines()
-    try:
-        header = json.loads(lines[0]) if lines else {}
-    except json.JSONDecodeError:
-        header = {}
-    if header.get("fingerprint") != fingerprint:
-        return {}
-    done = {}
-    for line in lines[1:]:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        done[row["id"]] = row
-    return done
-
-
-def _append(handle: Any, rows: list[dict[str, Any]]) -> None:
-    for row in rows:
-        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    handle.flush()
-    os.fsync(handle.fileno())
-
-
 def generate_file(
     model: Any,
     tokenizer: Any,
@@ -132,10 +95,10 @@ def generate_file(
     """Continue every prompt with ``settings["strategy"]`` and write ``out`` (jsonl, prompt order)."""
     out, journal = Path(out), Path(journal)
     strategy, max_new_tokens = settings["strategy"], settings["max_new_tokens"]
-    fingerprint = _fingerprint(prompts, settings, batch_size, seed)
-    done = _read_journal(journal, fingerprint)
-    # Rewrite what survived (drops a torn last line and any other run's rows), then append to it.
-    write_jsonl(journal, [{"fingerprint": fingerprint}, *done.values()])
+    key = fingerprint(model, prompts=[(row["id"], row["prompt"]) for row in prompts], settings=settings,
+                      batch_size=batch_size, seed=seed)
+    done = read_journal(journal, key)
+    start_journal(journal, key, done.values())
     with open(journal, "a", encoding="utf-8") as handle, tqdm(
         total=len(prompts), initial=len(done), desc=f"{settings['kind']} {strategy} {out.stem}", unit="prompt"
     ) as progress:
@@ -164,7 +127,7 @@ def generate_file(
                 for row, text, length in zip(batch, texts, lengths)
                 if row["id"] not in done
             ]
-            _append(handle, rows)
+            append(handle, rows)
             done.update((row["id"], row) for row in rows)
             progress.update(len(rows))
     write_jsonl(out, (done[row["id"]] for row in prompts))
@@ -210,13 +173,15 @@ def generate_domains(
 ) -> list[Path]:
     """One generations file per prompt file (same name, from :func:`read_prompt_sets`), with the model as set now."""
     settings = generation_settings(model, model_name, kind, strategy, params.max_new_tokens)
-    return [
+    outputs = [
         generate_file(
             model, tokenizer, prompts, Path(out_dir) / path.name, journal=Path(journal_dir) / path.name,
             settings=settings, batch_size=params.batch_size, seed=seed,
         )
         for path, prompts in prompt_sets.items()
     ]
+    shutil.rmtree(journal_dir, ignore_errors=True)  # done: nothing is left to resume
+    return outputs
 
 
 def generate_layer_sweep(
@@ -247,6 +212,7 @@ def generate_layer_sweep(
                     settings=settings, batch_size=params.batch_size, seed=seed,
                 )
             )
+    shutil.rmtree(journal_dir, ignore_errors=True)  # done: nothing is left to resume
     return outputs
 
 
