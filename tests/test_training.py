@@ -135,7 +135,8 @@ def test_resume_after_interruption_equals_uninterrupted_run(
     assert len(load_blocks(blocks_dir).train) // params.batch_size == 5  # 10 steps: resumes across epochs
     train(tiny_gpt2, blocks_dir, tmp_path / "plain", params)
     assert train(tiny_gpt2, blocks_dir, tmp_path / "resumed", params, stop_after=4) is None  # mid log window
-    assert (tmp_path / "resumed" / "checkpoints" / "checkpoint.pt").is_file()
+    assert [path.name for path in training.checkpoint_files(tmp_path / "resumed" / "checkpoints")] == [
+        "checkpoint-000000004.pt"]  # keep_checkpoints: 1 (step 3's is gone)
     assert not (tmp_path / "resumed" / "heads").exists()
     steps_run = []
     real_step = training.train_step
@@ -155,17 +156,17 @@ def test_sigkilled_stage_resumes_to_the_same_heads(
     write_params(tmp_path, tiny_gpt2, blocks_dir, params)
     stage = [sys.executable, str(Path(__file__).resolve().parents[1] / "stages" / "train_heads.py")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    checkpoint = tmp_path / "checkpoints" / "train_heads" / "checkpoint.pt"
+    checkpoints = tmp_path / "checkpoints" / "train_heads"
     process = subprocess.Popen(stage, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
-        while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        while not training.checkpoint_files(checkpoints) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL and not (tmp_path / "models").exists()
-    killed_at = torch.load(checkpoint, weights_only=False)["step"]
+    killed_at = torch.load(training.checkpoint_files(checkpoints)[-1], weights_only=True)["step"]
     assert 2 <= killed_at < 20
 
     steps_run = []

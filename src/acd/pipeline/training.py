@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import math
 import os
@@ -41,7 +42,8 @@ from acd.io import atomic_dir, atomic_path, write_json, write_text
 from acd.core.loading import default_device, load_config, load_pretrained
 from acd.core.model import Exit, hidden_at, run_body
 
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_NAME = "checkpoint"  # checkpoint-<step>.pt
+RESUME_ONLY = ("checkpoint_every", "keep_checkpoints")  # knobs a resumed run may change
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,13 @@ class TrainParams:
     max_steps: int | None = None  # cap on optimiser steps (the schedule decays over the capped run)
     loss_chunk: int | None = 4096  # positions per loss chunk; null: full logits of every head (benchmark only)
     checkpoint_every: int = 500
+    keep_checkpoints: int = 1  # checkpoints left on disk (GPT2-Medium's 12 heads + AdamW moments: ~7.5 GB each)
     log_every: int = 10
 
     def __post_init__(self) -> None:
         if not self.exit_layers or any(layer < 1 for layer in self.exit_layers):
             raise UsageError(f"train.exit_layers={self.exit_layers} is not allowed: layers are 1..n_layers")
-        for name in ("batch_size", "micro_batch_size", "epochs", "checkpoint_every", "log_every"):
+        for name in ("batch_size", "micro_batch_size", "epochs", "checkpoint_every", "keep_checkpoints", "log_every"):
             if getattr(self, name) < 1:
                 raise UsageError(f"train.{name}={getattr(self, name)} is not allowed: it must be >= 1")
         for name in ("max_steps", "loss_chunk"):
@@ -217,9 +220,15 @@ def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], floa
 # --- data --------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
 def epoch_order(n_blocks: int, seed: int, epoch: int) -> np.ndarray:
-    """The shuffled block order of one epoch: a pure function of (seed, epoch), so a resume sees the same."""
-    return np.random.default_rng([seed, epoch]).permutation(n_blocks)
+    """The shuffled block order of one epoch: a pure function of (seed, epoch), so a resume sees the same.
+
+    Computed once per epoch (every step of the epoch reads the cached permutation); read-only.
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(n_blocks)
+    order.flags.writeable = False
+    return order
 
 
 def step_batches(
@@ -270,21 +279,36 @@ def evaluate(
 # --- checkpoints and logs ----------------------------------------------------------------------
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def checkpoint_files(directory: Path) -> list[Path]:
+    """The checkpoints in ``directory``, oldest first (named by step)."""
+    return sorted(directory.glob(f"{CHECKPOINT_NAME}-*.pt")) if directory.is_dir() else []
+
+
+def save_checkpoint(directory: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Write the step's checkpoint atomically, then delete all but the ``keep`` newest."""
+    path = directory / f"{CHECKPOINT_NAME}-{step:09d}.pt"
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+    for old in checkpoint_files(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
 
 
-def load_checkpoint(path: Path, fingerprint: dict[str, Any], device: str) -> dict[str, Any] | None:
-    """The checkpoint of this very run (same fingerprint), or None to start afresh."""
-    if not path.is_file():
-        return None
-    state = torch.load(path, map_location=device, weights_only=False)
-    return state if state.get("fingerprint") == fingerprint else None
+def load_checkpoint(directory: Path, fingerprint: dict[str, Any], device: str) -> dict[str, Any] | None:
+    """The newest checkpoint of this very run (same fingerprint), or None to start afresh.
+
+    ``weights_only``: a checkpoint holds tensors and plain containers only, so loading one runs no pickled code.
+    """
+    for path in reversed(checkpoint_files(directory)):
+        state = torch.load(path, map_location=device, weights_only=True)
+        if state.get("fingerprint") == fingerprint:
+            return state
+    return None
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    """torch's RNG streams (the data order is a pure function of seed and epoch; numpy's global RNG is unused)."""
+    state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -292,7 +316,6 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
-    np.random.set_state(state["numpy"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
@@ -371,9 +394,8 @@ def train_heads(
     optimizer = torch.optim.AdamW(heads.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(params.warmup_steps, total_steps))
     fingerprint = {"model": model_name, "seed": seed, "blocks": blocks.manifest["sha256"],
-                   "params": {k: v for k, v in asdict(params).items() if k != "checkpoint_every"}}
-    checkpoint_path = outputs.checkpoints / CHECKPOINT_NAME
-    state = load_checkpoint(checkpoint_path, fingerprint, world.device)
+                   "params": {k: v for k, v in asdict(params).items() if k not in RESUME_ONLY}}
+    state = load_checkpoint(outputs.checkpoints, fingerprint, world.device)
     step, log_rows, window = 0, [], []  # window: per-step losses since the last log row
     if state is not None:
         heads.load_state_dict(state["heads"])
@@ -382,15 +404,15 @@ def train_heads(
         set_rng_state(state["rng"])
         step, log_rows, window = state["step"], state["log"], state["window"]
         if world.main:
-            tqdm.write(f"train_heads: resuming from step {step} of {total_steps} ({checkpoint_path})")
+            tqdm.write(f"train_heads: resuming from step {step} of {total_steps} ({outputs.checkpoints})")
 
     def checkpoint() -> None:
         if world.main:
-            save_checkpoint(checkpoint_path, {
+            save_checkpoint(outputs.checkpoints, step, {
                 "fingerprint": fingerprint, "step": step, "heads": heads.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
                 "log": log_rows, "window": window,
-            })
+            }, params.keep_checkpoints)
         if world.size > 1:
             dist.barrier()
 
