@@ -78,11 +78,11 @@ def test_the_closure_sees_imports_through_other_modules() -> None:
 # The top-level params slice each stage picks (by its script and cmd argument); the test below checks the
 # scripts pick no other slice, and that each stage declares every field of its slice.
 SLICES = {
-    "chunk": "ModelName", "train_heads": "ModelSeed", "prompts": "Seed",
+    "check_params": "Decoding", "chunk": "ModelName", "train_heads": "ModelSeed", "prompts": "Seed",
     "generate_plain": "Plain", "generate_acd": "Decoding", "generate_layers": "ModelSeed",
     "generation_metrics": "Seed", "generation_metrics_layers": "Seed", "generation_table": None,
     "benchmark_layers": "ModelSeed", "benchmark_acd": "Decoding", "benchmark_report": None,
-    "compare_heads_plain": "Plain", "compare_heads_acd": "Decoding", "compare_heads": None,
+    "compare_heads_plain": "Plain", "compare_heads_acd": "Decoding", "compare_heads": None, "figures": None,
 }
 
 

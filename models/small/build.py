@@ -527,6 +527,10 @@ def stage_export(args: argparse.Namespace) -> None:
     tmp = EXPORT_DIR.parent / ".small.tmp"
     subprocess.run(["rm", "-rf", str(tmp)], check=True)
     model.save_pretrained(tmp, safe_serialization=True)
+    # Stored in fp16 for size, loaded in float32: fp16 matmuls are slow and lossy on a CPU, and the frozen
+    # model must match the float32 exit heads trained on it.
+    config = json.loads((tmp / "config.json").read_text())
+    atomic_write_json(tmp / "config.json", {**config, "dtype": "float32"})
     GenerationConfig(bos_token_id=0, eos_token_id=0, pad_token_id=0, do_sample=False).save_pretrained(tmp)
     # tokenizer.json as trained, plus a hand-written tokenizer_config.json: save_pretrained would
     # record load-time flags (is_local, local_files_only) and a transformers-5-only class name

@@ -1,4 +1,4 @@
-"""Atomic outputs: a killed stage never leaves a half-written file behind."""
+"""Atomic outputs (a killed stage never leaves a half-written file behind) and the package-data prefix."""
 
 from __future__ import annotations
 
@@ -11,6 +11,19 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+
+PACKAGE_DATA = "acd-data:"  # a path with this prefix names data shipped inside the package (acd/data/...)
+
+
+def package_data(name: str | os.PathLike[str]) -> str:
+    """``acd-data:<path>`` as the installed ``acd/data/<path>``; any other name (a path, a hub id) unchanged."""
+    name = os.fspath(name)
+    if not name.startswith(PACKAGE_DATA):
+        return name
+    from importlib import resources
+
+    return str(resources.files("acd") / "data" / name[len(PACKAGE_DATA):])
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from transformers import (
 
 from acd.core.architectures import architecture_for
 from acd.errors import OFFLINE_RUN, UsageError
+from acd.io import package_data
 from acd.core.heads import ExitHeads
 from acd.core.multiexit import load_heads
 from acd.core.model import Amateur, Contrast, DynamicAmateur, Exit, ModelAmateur, check_contrast, make_auto_contrastive
@@ -53,7 +54,7 @@ def _cannot_load(name: str, error: Exception, param: str = "model") -> UsageErro
 def load_config(model_name_or_path: str | os.PathLike[str], param: str = "model") -> PretrainedConfig:
     """The model's config alone (seconds, no weights): to check layers and context before real work."""
     try:
-        return AutoConfig.from_pretrained(str(model_name_or_path))
+        return AutoConfig.from_pretrained(package_data(model_name_or_path))
     except (OSError, ValueError) as error:
         raise _cannot_load(str(model_name_or_path), error, param) from None
 
@@ -61,7 +62,7 @@ def load_config(model_name_or_path: str | os.PathLike[str], param: str = "model"
 def load_tokenizer(model_name_or_path: str | os.PathLike[str], param: str = "model") -> PreTrainedTokenizerBase:
     """The model's tokenizer alone (the chunk stage needs no weights)."""
     try:
-        return AutoTokenizer.from_pretrained(str(model_name_or_path))
+        return AutoTokenizer.from_pretrained(package_data(model_name_or_path))
     except (OSError, ValueError) as error:
         raise _cannot_load(str(model_name_or_path), error, param) from None
 
@@ -74,8 +75,9 @@ def load_pretrained(
     torch_dtype = resolve_dtype(dtype)
     name = str(model_name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name, **({"dtype": torch_dtype} if torch_dtype else {}))
+        tokenizer = AutoTokenizer.from_pretrained(package_data(name))
+        model = AutoModelForCausalLM.from_pretrained(package_data(name),
+                                                     **({"dtype": torch_dtype} if torch_dtype else {}))
     except (OSError, ValueError) as error:
         raise _cannot_load(name, error, param) from None
     if tokenizer.pad_token is None:

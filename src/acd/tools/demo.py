@@ -1,4 +1,7 @@
-"""``acd demo``: the whole pipeline, offline, on a tiny model and the sample data the repo ships.
+"""``acd demo``: the whole pipeline, offline, on the small real model and the sample data the package ships.
+
+The model is ``acd-data:models/small`` (an 8-layer GPT-2-architecture LM trained for this purpose, see its
+card in ``models/small/README.md``), copied into the demo as ``models/base`` and tracked by ``dvc add``.
 
 The demo directory becomes a git + DVC repository holding this project's pipeline
 (``dvc.yaml``, ``stages/``, the library sources the stages depend on) and the offline
@@ -17,6 +20,9 @@ from importlib import resources
 from pathlib import Path
 
 from acd.errors import UsageError
+from acd.io import package_data
+
+SMALL_MODEL = "acd-data:models/small"
 
 PIPELINE_FILES = ("dvc.yaml", ".dvcignore", "stages", "src/acd")
 IDENTITY = {
@@ -66,9 +72,7 @@ def run(command: list[str], cwd: Path, quiet: bool = False) -> subprocess.Comple
 
 
 def prepare(directory: Path, force: bool = False) -> Path:
-    """Lay out the demo repository: pipeline files, sample data, a tiny model, offline params."""
-    from acd.tools.tiny import make_tiny_model
-
+    """Lay out the demo repository: pipeline files, sample data, the small model, offline params."""
     root = project_root()
     if directory.exists() and any(directory.iterdir()):
         if not force:
@@ -88,7 +92,7 @@ def prepare(directory: Path, force: bool = False) -> Path:
     match_heads_plot(directory)
     # Resume state (training checkpoints, generation journals) stays out of git, as in the project.
     (directory / ".gitignore").write_text("/checkpoints/\n/data/journal/\n", encoding="utf-8")
-    make_tiny_model(directory / "models" / "base", arch="gpt2", n_layers=4, d_model=64, seed=0)
+    shutil.copytree(package_data(SMALL_MODEL), directory / "models" / "base")
     return directory
 
 
