@@ -82,3 +82,43 @@ def test_dvc_yaml_baselines_never_read_acd_knobs() -> None:
     assert params["prompts"]["prompt_words"] == 32 and params["generation"]["max_new_tokens"] == 100
     assert params["generation"]["strategies"] == ["greedy", "beam", "top-k", "top-p"]
     json.dumps(params)
+
+
+def test_sigkilled_generation_resumes_to_the_same_bytes(project: Path) -> None:
+    """`generate_acd` killed for real (SIGKILL mid-run), then run again: byte for byte the uninterrupted output."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["prompts"]["n_prompts"] = 12
+    params["generation"].update(batch_size=1, max_new_tokens=12)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    run("prompts.py")
+    out, journal = Path("data/generations/acd/top-p"), Path("data/journal/generations/acd/top-p")
+    run("generate.py", "acd", "top-p")
+    whole = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert not journal.exists()  # removed when the stage finished
+    shutil.rmtree(out)
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, str(ROOT / "stages" / "generate.py"), "acd", "top-p"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def rows_done() -> int:
+        files = list(journal.glob("*.jsonl")) if journal.is_dir() else []
+        return sum(len(path.read_text().splitlines()) - 1 for path in files)
+
+    try:
+        deadline = time.monotonic() + 240
+        while rows_done() < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert 3 <= rows_done() < 24 and not out.exists()
+    run("generate.py", "acd", "top-p")
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == whole
