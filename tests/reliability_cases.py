@@ -1,10 +1,10 @@
-"""Every bad input the README's Reliability table lists: what is wrong, how it is triggered, what the user sees.
+"""Every bad input the table in docs/reliability.md lists: what is wrong, how it is triggered, what the user sees.
 
 This list is the single source of truth. ``tests/test_reliability.py`` runs each case through the real
 entry point (a DVC stage script or the ``acd`` command) in a copy of one small project, asserts exit code 2,
 exactly one stderr line ``error: <message>``, no traceback and every earlier output byte-identical, and
-checks that README.md holds exactly :func:`render_table`. After changing a message, edit it here and run
-``python tests/reliability_cases.py --write`` to rewrite the README's table.
+checks that docs/reliability.md holds exactly :func:`render_table`. After changing a message, edit it here and
+run ``python tests/reliability_cases.py --write`` to rewrite the table there.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TABLE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"  # the page holding the table
 BEGIN = "<!-- reliability-table: begin (python tests/reliability_cases.py --write) -->"
 END = "<!-- reliability-table: end -->"
 
@@ -79,7 +79,7 @@ def swap_heads(variant: str) -> Callable[[Path], None]:
 @dataclass(frozen=True)
 class Case:
     id: str
-    wrong: str  # what is wrong, as the README says it
+    wrong: str  # what is wrong, as the table says it
     command: tuple[str, ...]  # ("stages/x.py", args...) or ("acd", args...), run in the project directory
     message: str  # what follows "error: " on the one stderr line
     params: dict[str, Any] = field(default_factory=dict)  # dotted keys of params.yaml set for this case
@@ -210,14 +210,14 @@ def _code(text: str) -> str:
 
 
 def render_table(cases: list[Case] = CASES) -> str:
-    """The README table: one row per case, the message exactly as the test saw it."""
+    """The table of docs/reliability.md: one row per case, the message exactly as the test saw it."""
     rows = ["| what is wrong | how it was tried | what the user sees (stderr, exit code 2) |", "|---|---|---|"]
     rows += [f"| {_cell(case.wrong)} | {_cell(case.how())} | {_cell(_code('error: ' + case.message))} |"
              for case in cases]
     return "\n".join([BEGIN, *rows, END])
 
 
-def readme_table(text: str) -> str:
+def page_table(text: str) -> str:
     """The table block between the markers in ``text`` ('' when there is none)."""
     match = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), text, flags=re.S)
     return match.group(0) if match else ""
@@ -227,13 +227,13 @@ def main(argv: list[str]) -> int:
     if argv != ["--write"]:
         print(render_table())
         return 0
-    text = README.read_text(encoding="utf-8")
-    old = readme_table(text)
+    text = TABLE_PAGE.read_text(encoding="utf-8")
+    old = page_table(text)
     if not old:
-        print(f"{README}: no {BEGIN!r} ... {END!r} block to replace", file=sys.stderr)
+        print(f"{TABLE_PAGE}: no {BEGIN!r} ... {END!r} block to replace", file=sys.stderr)
         return 1
-    README.write_text(text.replace(old, render_table()), encoding="utf-8")
-    print(f"wrote the reliability table ({len(CASES)} cases) into {README}")
+    TABLE_PAGE.write_text(text.replace(old, render_table()), encoding="utf-8")
+    print(f"wrote the reliability table ({len(CASES)} cases) into {TABLE_PAGE}")
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reliability_cases import BASE_PARAMS, CASES, README, Case, readme_table, render_table, set_dotted
+from reliability_cases import BASE_PARAMS, CASES, TABLE_PAGE, Case, page_table, render_table, set_dotted
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,7 +128,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case: Case, outcomes: dict
     assert outcome.after == outcome.before  # earlier outputs byte-identical, nothing half-written beside them
 
 
-def test_readme_table_is_the_rendered_cases() -> None:
-    """README.md shows exactly these cases and messages; regenerate: python tests/reliability_cases.py --write."""
-    assert readme_table(README.read_text(encoding="utf-8")) == render_table()
+def test_docs_table_is_the_rendered_cases() -> None:
+    """docs/reliability.md shows exactly these cases; regenerate: python tests/reliability_cases.py --write."""
+    assert page_table(TABLE_PAGE.read_text(encoding="utf-8")) == render_table()
     assert len({case.id for case in CASES}) == len(CASES)
