@@ -1,4 +1,6 @@
-"""n-gram repetition and diversity (SimCTG's definition, Su et al. 2022, as the paper's §4.2.1 uses it): pure functions over whitespace words.
+"""n-gram repetition and diversity: pure functions over whitespace words.
+
+SimCTG's definition (Su et al. 2022), as the paper's §4.2.1 uses it:
 
 rep-n = 100 · (1 − unique n-grams / all n-grams); diversity = Π_{n=2,3,4} (1 − rep-n / 100).
 The ACD authors average diversity per example; SimCTG pools the counts over the corpus
