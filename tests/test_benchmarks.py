@@ -17,10 +17,10 @@ import pytest
 import torch
 
 import acd
-from acd.eval.benchmarks import Base, Benchmarks, evaluate_tasks, plot_rows
+from acd.eval.benchmarks import Benchmarks, evaluate_tasks, plot_rows
 from acd.errors import UsageError
 from acd.core.model import Exit
-from acd.pipeline.params import read_params, section
+from acd.pipeline.params import ModelSeed, read_params, section
 from acd.eval.tasks import LOCAL_TASKS, load_tasks, task_manager
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,7 +163,7 @@ def test_stage_params_readers() -> None:
     with pytest.raises(UsageError, match="group='lambda' is not in benchmarks.tasks"):
         Benchmarks().task_names("lambda")
     # The sweep reads model and seed only; alpha, layer and amateur stay out of it.
-    assert set(Base.__dataclass_fields__) == {"model", "seed"}
+    assert set(ModelSeed.__dataclass_fields__) == {"model", "seed"}
 
 
 def test_report_beside_the_paper_and_where_acd_moves_accuracy() -> None:
