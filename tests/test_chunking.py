@@ -1,4 +1,4 @@
-"""The chunk stage: documents -> EOS-separated token stream -> fixed-length blocks, exactly and reproducibly."""
+"""The chunk stage: CC-100 rows tokenized as they are and concatenated -> fixed-length blocks, exactly and reproducibly."""
 
 from __future__ import annotations
 
@@ -21,20 +21,47 @@ from acd.core.loading import load_tokenizer
 BLOCK = 16
 
 
-def write_corpus(directory: Path) -> tuple[list[Path], list[str]]:
-    """Three files of documents of varying length (blank rows between some), and the documents in order."""
+def cc100_rows(documents: list[list[str]]) -> list[str]:
+    """CC-100's layout: one paragraph a row (its line ending kept), a blank row after each document."""
+    return [row for paragraphs in documents for row in [p + "\n" for p in paragraphs] + ["\n"]]
+
+
+def write_corpus(directory: Path) -> tuple[list[Path], list[str], list[str | None]]:
+    """Three files (CC-100-shaped .txt and .parquet, a .jsonl of whole documents) -> files, rows in order, and
+    per row its jsonl document text (None for a CC-100 row); 40 documents in all."""
     words = "the river town grew rich on the wool trade and its market hall still stands by the bridge".split()
-    documents = [" ".join(words[: 1 + (7 * i) % len(words)]) + f" ({i})." for i in range(40)]
-    documents[5] = "A much longer document. " * 12
+    documents = [[" ".join(words[: 1 + (7 * i + j) % len(words)]) + f" ({i}.{j})." for j in range(1 + i % 3)]
+                 for i in range(40)]
+    documents[5] = ["A much longer paragraph. " * 12, "And a short one."]
     directory.mkdir(parents=True, exist_ok=True)
+    txt_rows = cc100_rows(documents[:15])[:-1]  # the last document ends where the file does, with no blank row
+    txt_rows.insert(txt_rows.index("\n") + 1, "   \n")  # a whitespace-only row is blank too
+    txt_rows.insert(0, "\n")  # a blank row before the first document
     txt = directory / "a.txt"
-    txt.write_text("\n".join(documents[:15]).replace(documents[3], documents[3] + "\n\n   ") + "\n", encoding="utf-8")
+    txt.write_text("".join(txt_rows), encoding="utf-8")
     jsonl = directory / "b.jsonl"
-    jsonl.write_text("".join(json.dumps({"text": doc, "id": i}) + "\n" for i, doc in enumerate(documents[15:30])),
+    texts = ["\n".join(paragraphs) for paragraphs in documents[15:30]]
+    jsonl.write_text("".join(json.dumps({"text": text, "id": i}) + "\n" for i, text in enumerate(texts)),
                      encoding="utf-8")
     parquet = directory / "c.parquet"
-    pq.write_table(pa.table({"text": documents[30:] + ["", "\n"]}), parquet)
-    return [txt, jsonl, parquet], documents
+    parquet_rows = cc100_rows(documents[30:]) + ["", "\n"]
+    pq.write_table(pa.table({"text": parquet_rows}), parquet)
+    rows = txt_rows + texts + parquet_rows
+    return [txt, jsonl, parquet], rows, [None] * len(txt_rows) + texts + [None] * len(parquet_rows)
+
+
+def units(rows: list[str], records: list[str | None]) -> int:
+    """What n_documents counts: every CC-100 row (blank ones too) and every jsonl record with text."""
+    return sum(1 for record in records if record is None or record.strip())
+
+
+def expected_stream(tokenizer, rows: list[str], records: list[str | None]) -> list[int]:
+    """The authors' stream: every CC-100 row's tokens as they are, concatenated, no EOS; a jsonl document + EOS."""
+    stream = []
+    for row, record in zip(rows, records):
+        stream += tokenizer(row)["input_ids"] if record is None else tokenizer(record)["input_ids"] + [
+            tokenizer.eos_token_id]
+    return stream
 
 
 def corpus_for(files: list[Path], **changes: object) -> CorpusParams:
@@ -43,20 +70,51 @@ def corpus_for(files: list[Path], **changes: object) -> CorpusParams:
     return CorpusParams(**settings)  # type: ignore[arg-type]
 
 
-def test_blocks_are_the_eos_joined_documents_cut_exactly(tiny_gpt2: Path, tmp_path: Path) -> None:
-    files, documents = write_corpus(tmp_path / "corpus")
+CC100 = ["Para one.\n", "Para two.\n", "\n", "Doc two.\n"]
+
+
+@pytest.mark.parametrize("source", ["hub", "txt", "parquet"])
+def test_cc100_rows_are_tokenized_as_they_are_and_concatenated(tiny_gpt2: Path, tmp_path: Path, source: str) -> None:
+    """As the authors (head_training_utils.py): each row's text with its line ending, rows concatenated, no EOS."""
+    if source == "txt":
+        (tmp_path / "cc.txt").write_text("".join(CC100), encoding="utf-8")
+        corpus = corpus_for([tmp_path / "cc.txt"], block_size=2, val_blocks=1)
+    else:
+        pq.write_table(pa.table({"id": list(range(len(CC100))), "text": CC100}), tmp_path / "cc.parquet")
+        corpus = corpus_for([tmp_path / "cc.parquet"], block_size=2, val_blocks=1)
+        if source == "hub":  # the datasets streaming branch, through its parquet builder
+            corpus = CorpusParams(source="hub", hub_id="parquet", revision=None,
+                                  data_files=[str(tmp_path / "cc.parquet")], block_size=2, val_blocks=1)
+    tokenizer = load_tokenizer(tiny_gpt2)
+    authors = [token for row in CC100 for token in tokenizer(row)["input_ids"]]
+    newline = tokenizer("\n")["input_ids"]
+    assert newline == [198] and authors.count(198) == 4  # every row's line ending, the blank row's too
+    manifest = chunk_corpus(corpus, str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
+    blocks = load_blocks(tmp_path / "blocks")
+    got = np.concatenate([blocks.val, blocks.train]).ravel().tolist()
+    assert manifest["tokens"] == len(authors) and got == authors[: len(authors) // 2 * 2]
+    assert tokenizer.eos_token_id not in got  # the authors put no EOS: zero document boundaries marked
+    assert manifest["documents"] == 4  # n_documents counts rows, the blank one too (the paper's 20M instances)
+    first = chunk_corpus(CorpusParams(**{**corpus.__dict__, "n_documents": 3}), str(tiny_gpt2), tmp_path / "three",
+                         tmp_path / "work1")
+    assert first["n_documents"] == 3 and first["documents"] == 3
+    assert first["tokens"] == len(authors) - len(tokenizer("Doc two.\n")["input_ids"])
+
+
+def test_blocks_are_the_rows_concatenated_and_cut_exactly(tiny_gpt2: Path, tmp_path: Path) -> None:
+    files, rows, records = write_corpus(tmp_path / "corpus")
     manifest = chunk_corpus(corpus_for(files), str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
     tokenizer = load_tokenizer(tiny_gpt2)
     eos = tokenizer.eos_token_id
-    stream = [t for doc in documents for t in tokenizer(doc)["input_ids"] + [eos]]
+    stream = expected_stream(tokenizer, rows, records)
     n_blocks = len(stream) // BLOCK
     blocks = load_blocks(tmp_path / "blocks")
     assert blocks.val.shape == (3, BLOCK) and blocks.train.shape == (n_blocks - 3, BLOCK)
     assert blocks.train.dtype == np.uint16
     got = np.concatenate([blocks.val, blocks.train]).ravel().tolist()
-    assert got == stream[: n_blocks * BLOCK]  # order, EOS after every document, remainder dropped
-    assert got.count(eos) == sum(1 for t in stream[: n_blocks * BLOCK] if t == eos) > 30
-    assert manifest["documents"] == 40 and manifest["tokens"] == len(stream)
+    assert got == stream[: n_blocks * BLOCK]  # order, rows as they are, EOS only after jsonl documents
+    assert got.count(eos) == 15 and got.count(198) > 40
+    assert manifest["documents"] == units(rows, records) and manifest["tokens"] == len(stream)
     assert manifest["dropped_tokens"] == len(stream) % BLOCK
     assert manifest["blocks"] == {"train": n_blocks - 3, "val": 3}
     assert manifest["vocab_size"] == 50257 and manifest["eos_token_id"] == eos and manifest["dtype"] == "uint16"
@@ -67,7 +125,7 @@ def test_blocks_are_the_eos_joined_documents_cut_exactly(tiny_gpt2: Path, tmp_pa
 
 
 def test_first_n_documents_and_determinism(tiny_gpt2: Path, tmp_path: Path) -> None:
-    files, documents = write_corpus(tmp_path / "corpus")
+    files, _, _ = write_corpus(tmp_path / "corpus")
     first = chunk_corpus(corpus_for(files, n_documents=20), str(tiny_gpt2), tmp_path / "one", tmp_path / "w1")
     assert first["documents"] == 20
     # Other tokenizer batching, shard size and two tokenizer processes: byte-identical output.
@@ -78,7 +136,7 @@ def test_first_n_documents_and_determinism(tiny_gpt2: Path, tmp_path: Path) -> N
 
 
 def test_killed_run_resumes_from_finished_shards(tiny_gpt2: Path, tmp_path: Path, monkeypatch) -> None:
-    files, _ = write_corpus(tmp_path / "corpus")
+    files, _, _ = write_corpus(tmp_path / "corpus")
     corpus = corpus_for(files)
     reference = chunk_corpus(corpus, str(tiny_gpt2), tmp_path / "reference", tmp_path / "w0")
 
@@ -99,11 +157,28 @@ def test_killed_run_resumes_from_finished_shards(tiny_gpt2: Path, tmp_path: Path
     encoded: list[str] = []
     real_encode = chunking.encode_documents
     monkeypatch.setattr(chunking, "encode_documents",
-                        lambda texts, tok=None: encoded.extend(texts) or real_encode(texts, tok))
+                        lambda documents, tok=None: encoded.extend(documents) or real_encode(documents, tok))
     assert chunk_corpus(corpus, str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work") == reference
-    assert len(encoded) == 40 - 3 * 7  # only the documents after the finished shards
+    _, rows, records = write_corpus(tmp_path / "again")
+    assert len(encoded) == units(rows, records) - 3 * 7  # only the documents after the finished shards
     for name in ("train.npy", "val.npy"):
         assert (tmp_path / "blocks" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+
+
+def test_work_made_by_the_old_eos_stream_is_not_resumed(tiny_gpt2: Path, tmp_path: Path) -> None:
+    """Shards from before rows were kept as they are (no token_stream in spec.json) are thrown away, not mixed in."""
+    files, _, _ = write_corpus(tmp_path / "corpus")
+    corpus = corpus_for(files)
+    reference = chunk_corpus(corpus, str(tiny_gpt2), tmp_path / "reference", tmp_path / "w0")
+    tokenizer = load_tokenizer(tiny_gpt2)
+    spec = chunking._work_spec(corpus, str(tiny_gpt2), chunking.tokenizer_fingerprint(tokenizer))
+    del spec["token_stream"]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "spec.json").write_text(json.dumps(spec))
+    old = chunking.Shard(index=0, documents=7, rows=7, tokens=BLOCK)
+    chunking._write_shard(work, old, np.full(BLOCK, tokenizer.eos_token_id), np.dtype(np.uint16))
+    assert chunk_corpus(corpus, str(tiny_gpt2), tmp_path / "blocks", work) == reference
 
 
 def test_packaged_sample_corpus(tiny_gpt2: Path, tmp_path: Path) -> None:
@@ -149,7 +224,7 @@ def test_bad_corpus_is_one_usage_error_and_writes_nothing(tiny_gpt2: Path, tmp_p
 
 
 def test_bad_params(tiny_gpt2: Path, tmp_path: Path) -> None:
-    files, _ = write_corpus(tmp_path / "corpus")
+    files, _, _ = write_corpus(tmp_path / "corpus")
     with pytest.raises(UsageError, match=r"^corpus.block_size=2048 is not allowed: .* reads at most 1024 positions"):
         chunk_corpus(corpus_for(files, block_size=2048), str(tiny_gpt2), tmp_path / "blocks", tmp_path / "work")
     with pytest.raises(UsageError, match=r"^corpus.files: 'nope.txt' does not exist"):
@@ -172,3 +247,14 @@ def test_cli_chunk_bad_input_is_one_line_exit_2(tiny_gpt2: Path, tmp_path: Path)
     assert errors == ["error: corpus.files: 'bad.txt' is not UTF-8 (line 1, invalid start byte): convert it with "
                       "iconv or drop it"] and "Traceback" not in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_a_corpus_shorter_than_asked_warns_and_the_manifest_records_both(
+    tiny_gpt2: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files, rows, records = write_corpus(tmp_path / "corpus")
+    manifest = chunk_corpus(corpus_for(files, n_documents=10_000), str(tiny_gpt2), tmp_path / "blocks", tmp_path / "w")
+    assert manifest["n_documents"] == 10_000 and manifest["documents"] == units(rows, records)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: the corpus holds {units(rows, records)} documents, fewer than "
+                        "corpus.n_documents=10000: all of them are used (manifest.json records both counts)"]

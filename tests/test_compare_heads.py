@@ -106,7 +106,7 @@ def test_stages_offline_on_the_tiny_model(tmp_path: Path, tiny_gpt2: Path, gpt2_
     params = {
         "model": str(tiny_gpt2), "alpha": 0.1, "layer": 2, "expert": "original", "amateur": "head", "seed": 0,
         "prompts": {"n_prompts": 2, "prompt_words": 32, "min_words": 64,
-                    "domains": {"wikitext": {"files": ["acd:data/sample/wikitext.jsonl"]}}},
+                    "domains": {"wikitext": {"files": ["acd-data:sample/wikitext.jsonl"]}}},
         "generation": {"strategies": ["greedy"], "max_new_tokens": 6, "batch_size": 2, "dtype": "float32",
                        "layer_sweep_domains": ["wikitext"]},
         "generation_metrics": {"coherence_model": str(minilm.get_model_path()),

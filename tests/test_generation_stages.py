@@ -21,7 +21,7 @@ def demo_params(model: Path) -> dict:
     return {
         "model": str(model), "alpha": 0.1, "layer": 2, "expert": "new", "amateur": "head", "seed": 0,
         "prompts": {"n_prompts": 2, "prompt_words": 32, "min_words": 64,
-                    "domains": {d: {"files": [f"acd:data/sample/{d}.jsonl"]} for d in ("wikitext", "wikinews")}},
+                    "domains": {d: {"files": [f"acd-data:sample/{d}.jsonl"]} for d in ("wikitext", "wikinews")}},
         "generation": {"strategies": ["top-p"], "max_new_tokens": 4, "batch_size": 2, "dtype": "float32",
                        "layer_sweep_domains": ["wikitext"]},
         "generation_metrics": {"coherence_model": str(minilm.get_model_path()),

@@ -24,7 +24,6 @@ from acd.tools.tiny import make_tiny_model
 from acd.pipeline.training import (
     Outputs,
     TrainParams,
-    World,
     accumulate,
     check_setup,
     linear_schedule,

@@ -19,7 +19,7 @@ from acd.eval.benchmarks import exit_point
 from acd.errors import UsageError
 from acd.reports.report import Table, expert_kind, fmt
 
-SETTINGS = ("original", "new", "original+acd", "new+acd")
+SETTINGS = paper.TABLE6_SETTINGS  # ("original", "new", "original+acd", "new+acd")
 DOMAIN = "wikitext"  # WikiText-103 prompts: the prompts stage's `wikitext` domain
 STRATEGY = "greedy"
 # Table 6's columns: (our key, lm-eval group, lm-eval metric); lambada_perplexity is Table 4's, kept beside.
@@ -120,29 +120,39 @@ TABLE_COLUMNS = (("diversity", "greedy div"), ("coherence", "greedy coh"), ("lam
 
 
 def report_table(document: dict[str, Any]) -> Table:
-    """The four settings as ``ours (paper)`` beside Table 6 of the matching model (Table 4 for LAMBADA ppl)."""
+    """The four settings as ``ours (paper)`` beside Table 6 (Table 4 for LAMBADA ppl), in the paper's setting only.
+
+    A row has paper numbers only when the run is the paper's setting (:func:`acd.reports.paper.paper_setting`:
+    the model, the expert on its last layer, and for the +ACD rows the amateur head and alpha); any
+    other row says "no paper number" in every cell.
+    """
     settings, table = document["settings"], document["table"]
-    paper_model, label = paper.table6_model(settings["model"] or "")
-    theirs = paper.TABLE6_EXPERT_HEADS[paper_model]
-    table4 = {"original": paper.TABLE4_LAMBADA.get(paper_model, {}),
-              "new+acd": paper.TABLE4_LAMBADA.get(f"{paper_model}+acd", {})}
     n_layers = settings["exit_layer"]
+    references = paper.table6_references(settings["model"], n_layers, settings["amateur"], settings["alpha"])
     digits = {"wikitext_perplexity": 1, "lambada_perplexity": 1}
     rows = []
     for setting in SETTINGS:
-        reference = {**theirs[setting], "lambada_perplexity": table4.get(setting, {}).get("perplexity")}
+        reference = references[setting]
         name = f"L-{n_layers}{setting.replace('original', 'orig').replace('+acd', '+ACD')}"
-        rows.append([name] + [_cell(table[setting].get(key), reference.get(key), digits.get(key, 2))
-                              for key, _ in TABLE_COLUMNS])
-    unmatched = "" if label == "paper" else f"; the paper reports none for this model, so these are {paper_model}'s"
-    note = (f"ours (paper: {paper_model}, Table 6; LAMBADA ppl: Table 4{unmatched}). Model `{settings['model']}`, "
+        if reference is None:
+            cells = [f"{fmt(table[setting].get(key), digits.get(key, 2))} ({paper.NO_PAPER_NUMBER})"
+                     for key, _ in TABLE_COLUMNS]
+        else:
+            cells = [_cell(table[setting].get(key), reference.get(key), digits.get(key, 2)) for key, _ in TABLE_COLUMNS]
+        rows.append([name] + cells)
+    model = paper.canonical_model(settings["model"])
+    shown = [setting for setting in SETTINGS if references[setting] is not None]
+    source = f"ours (paper: {model}, Table 6; LAMBADA ppl: Table 4)" if shown else f"ours; {paper.NO_PAPER_NUMBER}"
+    missing = "" if len(shown) == len(SETTINGS) else (
+        f" Rows marked {paper.NO_PAPER_NUMBER!r} are not the paper's setting ({paper.setting_text(settings['model'])}).")
+    note = (f"{source}. Model `{settings['model']}`, "
             f"exit layer {n_layers}: orig = the pretrained head, new = the trained head; +ACD = against amateur "
             f"{settings['amateur']}, alpha {settings['alpha']}. Greedy on {settings['n_prompts']} {DOMAIN} prompts; "
-            f"LAMBADA = {settings['lambada_task']}, WikiText-2 = {settings['wikitext_task']}.")
+            f"LAMBADA = {settings['lambada_task']}, WikiText-2 = {settings['wikitext_task']}.{missing}")
     return Table(title="Original vs new expert head, alone and with ACD (paper App. C, Table 6)",
                  columns=["setting"] + [title for _, title in TABLE_COLUMNS], rows=rows, note=note)
 
 
 def _cell(ours: float | None, theirs: float | None, digits: int) -> str:
-    """``ours (paper)``, with the paper's part left out when it reports nothing."""
+    """``ours (paper)``, with the paper's part left out when it reports nothing for this cell in its setting."""
     return fmt(ours, digits) if theirs is None else f"{fmt(ours, digits)} ({fmt(theirs, digits)})"

@@ -1,9 +1,20 @@
 """Corpus -> fixed-length token blocks for head training (paper App. A).
 
-The first ``n_documents`` non-empty documents of the corpus are tokenized with the model's fast
-tokenizer, each followed by EOS (so EOS separates documents), concatenated and cut into
-``block_size`` token blocks: no padding, the remainder dropped. The first ``val_blocks`` blocks
-are held out for validation (they stay the same when ``n_documents`` grows).
+English CC-100 holds one paragraph per row and a blank row between documents. As the authors do
+(IBM/auto-contrastive-generation, ``head_training_utils.py``), each row's text is
+tokenized as it is, line ending included (so the exit heads see newlines), and the rows are
+concatenated with no EOS anywhere (blank rows are tokens too: a newline). The hub corpus, local
+``.txt`` files (CC-100's own text format: one paragraph a line) and local ``.parquet`` files (a copy
+of the hub's parquet conversion) are read this way. A local ``.jsonl`` file holds one whole document
+per record instead: its text is kept as it is and followed by EOS, GPT-2's document separator,
+because nothing else would separate its documents.
+
+``n_documents`` counts CC-100 rows, blank ones included, as the paper's "20M instances" did (a blank
+row is what separates two CC-100 documents), and jsonl records (blank records never count). The first
+``n_documents`` of them are tokenized with the model's fast tokenizer, concatenated and cut into
+``block_size`` token blocks: no padding, the remainder dropped. A corpus with fewer prints a warning;
+the manifest records both counts (``n_documents`` asked, ``documents`` read). The first
+``val_blocks`` blocks are held out for validation (they stay the same when ``n_documents`` grows).
 
 Output directory: ``train.npy`` and ``val.npy`` (``[blocks, block_size]``, uint16 when the
 vocabulary fits, else uint32; memory-mapped on load) and ``manifest.json``. Work is done in
@@ -19,10 +30,10 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,15 +42,17 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from acd.errors import OFFLINE_RUN, UsageError
-from acd.io import atomic_dir, sha256_file, write_json
+from acd.io import atomic_dir, package_data, sha256_file, write_json
 from acd.core.loading import load_config, load_tokenizer
 
 BLOCKS_FORMAT = "acd-token-blocks"
 BLOCKS_VERSION = 1
+# How rows become tokens; a work directory of shards made another way is thrown away, never resumed.
+# 2: rows as they are (line endings kept, blank rows included), no EOS in CC-100; n_documents counts rows.
+TOKEN_STREAM_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val")
 FILE_SUFFIXES = (".txt", ".jsonl", ".parquet")
-PACKAGE_DATA = "acd-data:"  # corpus.files entries with this prefix name files shipped in acd/data/
 
 
 @dataclass(frozen=True)
@@ -51,9 +64,10 @@ class CorpusParams:
     revision: str | None = "refs/convert/parquet"  # statmt/cc100's main revision is a loading script
     data_files: list[str] = field(default_factory=lambda: ["en/*/*.parquet"])
     split: str = "train"
-    files: list[str] = field(default_factory=list)  # .txt (one document a line), .jsonl, .parquet
+    # .txt / .parquet: CC-100 rows (one paragraph a row, a blank row between documents); .jsonl: a document a record
+    files: list[str] = field(default_factory=list)
     text_field: str = "text"
-    n_documents: int = 20_000_000
+    n_documents: int = 20_000_000  # CC-100 rows, blank ones included (the paper's 20M instances); jsonl records
     block_size: int = 512
     val_blocks: int = 1000
     tokenize_batch: int = 1000  # documents per tokenizer call
@@ -80,9 +94,7 @@ class CorpusParams:
 
 def resolve_file(name: str) -> Path:
     """A corpus file path; ``acd-data:sample/corpus.jsonl`` names a file shipped inside the package."""
-    if name.startswith(PACKAGE_DATA):
-        return Path(str(resources.files("acd") / "data" / name[len(PACKAGE_DATA):]))
-    return Path(name)
+    return Path(package_data(name))
 
 
 def check_files(corpus: CorpusParams) -> list[Path]:
@@ -151,17 +163,43 @@ def _hub_rows(corpus: CorpusParams, skip: int) -> Iterator[str]:
 
 
 def corpus_rows(corpus: CorpusParams, skip: int = 0) -> Iterator[str]:
-    """Every row of the corpus in order (empty ones too, so a resume can count them), after ``skip``."""
+    """Every row of the corpus in order (blank ones too, so a resume can count them), after ``skip``."""
+    return (text for text, _, _ in _tagged_rows(corpus, skip))
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document: its rows' texts as they are (tokenized one by one and concatenated), and whether EOS follows."""
+
+    rows: tuple[str, ...]
+    eos: bool = False  # True for a whole-document record of a .jsonl file; CC-100 rows get none (the authors')
+
+
+def _tagged_rows(corpus: CorpusParams, skip: int) -> Iterator[tuple[str, bool, int]]:
+    """``(text, is_record, source)`` for every row after ``skip``: records are .jsonl documents; a source is a file."""
     if corpus.source == "hub":
-        return _hub_rows(corpus, skip)
-    rows = itertools.chain.from_iterable(_text_rows(path, corpus.text_field) for path in check_files(corpus))
+        return ((row, False, 0) for row in _hub_rows(corpus, skip))
+    rows = itertools.chain.from_iterable(
+        ((row, path.suffix == ".jsonl", index) for row in _text_rows(path, corpus.text_field))
+        for index, path in enumerate(check_files(corpus))
+    )
     return itertools.islice(rows, skip, None)
 
 
-def document_text(row: str) -> str | None:
-    """A row without its line ending; None when it is blank (CC-100 separates documents by blank rows)."""
-    text = row.rstrip("\r\n")
-    return text if text.strip() else None
+def group_documents(rows: Iterable[tuple[str, bool, int]]) -> Iterator[tuple[Document, int]]:
+    """``(document, rows read up to it)`` in order, from :func:`_tagged_rows`' rows.
+
+    Every CC-100 row is one unit, blank rows included: the authors counted rows (the paper's "20M
+    instances") and kept the blank rows that separate documents. A jsonl record is a whole document,
+    followed by EOS; a blank record holds none. The count of rows read lets a resume skip exactly those done.
+    """
+    read = 0
+    for text, record, _ in rows:
+        read += 1
+        if not record:
+            yield Document((text,)), read
+        elif text.strip():
+            yield Document((text,), eos=True), read
 
 
 # --- tokens ------------------------------------------------------------------------------------
@@ -188,14 +226,20 @@ def _init_worker(tokenizer: PreTrainedTokenizerBase) -> None:
     _WORKER_TOKENIZER = tokenizer
 
 
-def encode_documents(texts: list[str], tokenizer: PreTrainedTokenizerBase | None = None) -> np.ndarray:
-    """One flat token array: each document's tokens followed by EOS."""
+def encode_documents(documents: list[Document], tokenizer: PreTrainedTokenizerBase | None = None) -> np.ndarray:
+    """One flat token array: every row's tokens (each row tokenized on its own, as it is), EOS after jsonl documents."""
     tokenizer = tokenizer or _WORKER_TOKENIZER
     assert tokenizer is not None
-    ids = tokenizer(texts, add_special_tokens=False, return_attention_mask=False, verbose=False)["input_ids"]
+    texts = [text for document in documents for text in document.rows]
+    ids = iter(tokenizer(texts, add_special_tokens=False, return_attention_mask=False, verbose=False)["input_ids"])
     eos = [tokenizer.eos_token_id]
-    total = sum(len(doc) for doc in ids) + len(ids)
-    return np.fromiter(itertools.chain.from_iterable(doc + eos for doc in ids), dtype=np.int64, count=total)
+    pieces = []
+    for document in documents:
+        pieces.extend(itertools.islice(ids, len(document.rows)))
+        if document.eos:
+            pieces.append(eos)
+    total = sum(len(piece) for piece in pieces)
+    return np.fromiter(itertools.chain.from_iterable(pieces), dtype=np.int64, count=total)
 
 
 class Tokenize:
@@ -210,7 +254,7 @@ class Tokenize:
             self.pool = multiprocessing.get_context(method).Pool(num_proc, initializer=_init_worker,
                                                                  initargs=(tokenizer,))
 
-    def __call__(self, batches: list[list[str]]) -> list[np.ndarray]:
+    def __call__(self, batches: list[list[Document]]) -> list[np.ndarray]:
         if self.pool is None:
             return [encode_documents(batch, self.tokenizer) for batch in batches]
         return self.pool.map(encode_documents, batches, chunksize=1)
@@ -228,8 +272,9 @@ class Tokenize:
 class Shard:
     index: int
     documents: int
-    rows: int  # corpus rows read up to the end of this shard, empty ones included
+    rows: int  # corpus rows read up to the end of this shard's last document, blank ones included
     tokens: int
+    texts: int = 0  # documents that are not blank
 
 
 def _shard_paths(work: Path, index: int) -> tuple[Path, Path]:
@@ -256,7 +301,8 @@ def _write_shard(work: Path, shard: Shard, tokens: np.ndarray, dtype: np.dtype) 
 
 def _work_spec(corpus: CorpusParams, tokenizer_name: str, fingerprint: str) -> dict[str, Any]:
     """What shards depend on; a work directory made under another spec is thrown away."""
-    spec: dict[str, Any] = {"corpus": asdict(corpus), "tokenizer": tokenizer_name, "tokenizer_sha256": fingerprint}
+    spec: dict[str, Any] = {"corpus": asdict(corpus), "tokenizer": tokenizer_name, "tokenizer_sha256": fingerprint,
+                            "token_stream": TOKEN_STREAM_VERSION}
     for key in ("num_proc", "tokenize_batch", "val_blocks", "block_size"):
         spec["corpus"].pop(key)  # these do not change the token stream
     if corpus.source == "files":
@@ -295,17 +341,16 @@ def tokenize_corpus(
     progress: tqdm | None = None  # shown once the first documents are read, so bad input stays one line
     started, new_tokens = time.perf_counter(), 0
     try:
-        stream = corpus_rows(corpus, skip=rows)
+        stream = group_documents(_tagged_rows(corpus, skip=rows))
+        start = rows
         while documents < corpus.n_documents:
             wanted = min(corpus.shard_documents, corpus.n_documents - documents)
-            texts: list[str] = []
-            for row in stream:
-                rows += 1
-                text = document_text(row)
-                if text is not None:
-                    texts.append(text)
-                    if len(texts) == wanted:
-                        break
+            texts: list[Document] = []
+            for document, read in stream:
+                texts.append(document)
+                rows = start + read
+                if len(texts) == wanted:
+                    break
             if not texts:
                 break
             if progress is None:
@@ -319,7 +364,8 @@ def tokenize_corpus(
                 new_tokens += sum(len(piece) for piece in pieces[-len(group):])
                 progress.set_postfix(tok_s=f"{new_tokens / (time.perf_counter() - started):,.0f}")
             tokens = np.concatenate(pieces)
-            shard = Shard(index=len(shards), documents=len(texts), rows=rows, tokens=len(tokens))
+            shard = Shard(index=len(shards), documents=len(texts), rows=rows, tokens=len(tokens),
+                          texts=sum(1 for document in texts if any(row.strip() for row in document.rows)))
             _write_shard(work, shard, tokens, dtype)
             shards.append(shard)
             documents += len(texts)
@@ -394,18 +440,23 @@ def chunk_corpus(corpus: CorpusParams, model: str, out: str | os.PathLike[str],
     if corpus.source == "files":
         check_files(corpus)
     tokenizer = load_tokenizer(model)
-    if tokenizer.eos_token_id is None:
-        raise UsageError(f"model={model!r} has a tokenizer without an EOS token, which separates documents")
+    jsonl = [name for name in corpus.files if resolve_file(name).suffix == ".jsonl"] if corpus.source == "files" else []
+    if jsonl and tokenizer.eos_token_id is None:
+        raise UsageError(f"model={model!r} has a tokenizer without an EOS token, which separates the documents of "
+                         f"corpus.files={jsonl}: use .txt or .parquet files of CC-100-shaped rows")
     try:
         shards = tokenize_corpus(corpus, tokenizer, model, work)
     except UsageError:
         shutil.rmtree(work, ignore_errors=True)  # bad input: nothing half-made stays behind
         raise
     documents, tokens = sum(s.documents for s in shards), sum(s.tokens for s in shards)
-    if documents == 0:
+    if not any(shard.texts for shard in shards):
         shutil.rmtree(work, ignore_errors=True)
         source = f"corpus.files={corpus.files}" if corpus.source == "files" else f"corpus.hub_id={corpus.hub_id!r}"
         raise UsageError(f"{source} holds no documents (every row is blank): give a corpus with text in it")
+    if documents < corpus.n_documents:
+        print(f"warning: the corpus holds {documents} documents, fewer than corpus.n_documents="
+              f"{corpus.n_documents}: all of them are used (manifest.json records both counts)", file=sys.stderr)
     n_blocks = tokens // corpus.block_size
     if n_blocks <= corpus.val_blocks:
         shutil.rmtree(work, ignore_errors=True)

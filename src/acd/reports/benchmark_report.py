@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from acd.eval.benchmarks import exit_point
-from acd.reports.paper import TABLE4_LAMBADA, TABLE6_EXPERT_HEADS, table6_model
+from acd.reports.paper import NO_PAPER_NUMBER, setting_text, table6_references
 
 
 def _number(value: float | None) -> str:
@@ -47,17 +47,21 @@ def _first(document: dict[str, Any] | None, name: str, metric: str) -> float | N
 
 
 def paper_table(docs: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """Original head, new head and ACD on LAMBADA and WikiText-2, beside Table 6 (and Table 4's perplexity)."""
+    """Original head, new head and ACD on LAMBADA and WikiText-2, beside Table 6 (and Table 4's perplexity).
+
+    Paper columns hold a number only where the run is the paper's setting (model, the expert on the last
+    layer, and for the +acd rows the ACD run's amateur head and alpha); elsewhere they say "no paper number".
+    """
     layers, acd = docs.get("layers", {}), docs.get("acd", {})
     source = next(iter(layers.values()), None) or next(iter(acd.values()), None)
     if source is None:
         return ""
     model_name = source["model"]["model_name"]
     n_layers = max(exit_point(name, source["model"])[1] for by_exit in source["results"].values() for name in by_exit)
-    paper_model, label = table6_model(model_name)
-    expert = next(iter(acd.values()))["model"]["acd"]["expert"] if acd else None
+    contrast = next(iter(acd.values()))["model"]["acd"] if acd else {}
+    expert = contrast.get("expert")
+    references = table6_references(model_name, n_layers, contrast.get("amateur"), contrast.get("alpha"))
     settings = {"orig": f"lens{n_layers}", "new": f"head{n_layers}"}
-    table4 = {"orig": TABLE4_LAMBADA.get(paper_model), "new+acd": TABLE4_LAMBADA.get(f"{paper_model}+acd")}
     rows = []
     for setting in ("orig", "new", "orig+acd", "new+acd"):
         is_acd = setting.endswith("+acd")
@@ -67,18 +71,21 @@ def paper_table(docs: dict[str, dict[str, dict[str, Any]]]) -> str:
             ours = settings[setting]
         lambada = layers.get("lambada") if not is_acd else acd.get("lambada")
         wikitext = layers.get("wikitext") if not is_acd else acd.get("wikitext")
-        paper = TABLE6_EXPERT_HEADS[paper_model][setting.replace("orig", "original")]
+        reference = references[setting.replace("orig", "original")]
+        theirs = {key: NO_PAPER_NUMBER if reference is None else _number(reference.get(key))
+                  for key in ("lambada_accuracy", "lambada_perplexity", "wikitext_perplexity")}
         rows.append([
             f"L-{n_layers}{setting}",
-            _number(_first(lambada, ours, "acc") if ours else None), _number(paper["lambada_accuracy"]),
-            _number(_first(lambada, ours, "perplexity") if ours else None),
-            _number((table4.get(setting) or {}).get("perplexity")),
-            _number(_first(wikitext, ours, "word_perplexity") if ours else None), _number(paper["wikitext_perplexity"]),
+            _number(_first(lambada, ours, "acc") if ours else None), theirs["lambada_accuracy"],
+            _number(_first(lambada, ours, "perplexity") if ours else None), theirs["lambada_perplexity"],
+            _number(_first(wikitext, ours, "word_perplexity") if ours else None), theirs["wikitext_perplexity"],
         ])
-    header = ["setting", "LAMBADA acc", f"{label} T6", "LAMBADA ppl", f"{label} T4",
-              "WikiText-2 word ppl", f"{label} T6"]
+    header = ["setting", "LAMBADA acc", "paper T6", "LAMBADA ppl", "paper T4", "WikiText-2 word ppl", "paper T6"]
     note = (f"Model `{model_name}`; orig = the pretrained head (lens{n_layers}), new = the trained head "
-            f"(head{n_layers}); our ACD row is the one whose expert is `{expert}`.")
+            f"(head{n_layers}); our ACD row is the one whose expert is `{expert}`"
+            + (f" (amateur {contrast.get('amateur')}, alpha {contrast.get('alpha')})" if contrast else "") + ".")
+    if any(reference is None for reference in references.values()):
+        note += f" Paper cells saying {NO_PAPER_NUMBER!r}: not the paper's setting ({setting_text(model_name)})."
     return _table(header, rows) + "\n\n" + note
 
 

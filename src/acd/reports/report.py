@@ -39,39 +39,59 @@ def beside(ours: Any, theirs: Any) -> str:
     return fmt(ours) if theirs is None else f"{fmt(ours)} ({fmt(theirs)})"
 
 
+def no_paper(ours: Any) -> str:
+    """``ours (no paper number)``: the run is not the paper's setting, so no paper number stands beside it."""
+    return f"{fmt(ours)} ({paper.NO_PAPER_NUMBER})"
+
+
 def _ordered(keys: Sequence[str], preferred: Sequence[str]) -> list[str]:
     return [key for key in preferred if key in keys] + sorted(key for key in keys if key not in preferred)
 
 
 def expert_kind(expert: str | None) -> str:
-    """``head24`` is a trained (new) expert head, ``lens24`` the model's original lm_head."""
+    """``head24`` is a trained (new) expert head, ``lens24`` the model's original lm_head.
+
+    It says nothing about the layer: whether a run is the paper's setting is :func:`acd.reports.paper.paper_setting`.
+    """
     return "original" if expert and expert.startswith("lens") else "new"
 
 
 def generation_tables(metrics: dict[str, Any], layers: Sequence[dict[str, Any]] | None = None) -> list[Table]:
-    """Table 1/5 shape (div, coh per domain, ``ours (paper)``), details, and the per-exit sweep (Fig. 2)."""
+    """Table 1/5 shape (div, coh per domain, ``ours (paper)``), details, and the per-exit sweep (Fig. 2).
+
+    Plain rows carry paper numbers only when the model and expert are the paper's; ACD rows only when the
+    amateur and alpha are too (:func:`acd.reports.paper.paper_setting`); other rows say "no paper number".
+    """
     settings, table = metrics.get("settings", {}), metrics.get("table", {})
     model, expert = settings.get("model") or "?", settings.get("expert")
-    reference = paper.generation_reference(model, expert_kind(expert)) or {}
+    acd = settings.get("acd") or {}
+    matched = {"plain": paper.paper_setting(model, expert),
+               "acd": paper.paper_setting(model, expert, acd.get("amateur"), acd.get("alpha")) if acd else None}
+    references = {kind: (paper.generation_reference(*setting) or {}) if setting else None
+                  for kind, setting in matched.items()}
     strategies = _ordered(list(table), paper.STRATEGIES)
     domains = _ordered(sorted({domain for cells in table.values() for domain in cells}), paper.DOMAINS)
-    acd = settings.get("acd") or {}
     where = f"model {model}, expert {expert}" + (
         f", ACD amateur {acd.get('amateur')}, alpha {acd.get('alpha')}" if acd else ""
     )
 
-    main_rows, detail_rows = [], []
+    main_rows, detail_rows, kinds = [], [], set()
     for strategy in strategies:
         for kind in ("plain", "acd"):
             if not any(kind in table[strategy].get(domain, {}) for domain in domains):
                 continue
+            kinds.add(kind)
             label = strategy if kind == "plain" else f"{strategy} + ACD"
             row = [label]
+            reference = references[kind]
             for domain in domains:
                 ours = table[strategy].get(domain, {}).get(kind, {})
-                theirs = reference.get(strategy, {}).get(domain, {}).get(kind, {})
-                row += [beside(ours.get("diversity"), theirs.get("diversity")),
-                        beside(ours.get("coherence"), theirs.get("coherence"))]
+                if reference is None:
+                    row += [no_paper(ours.get("diversity")), no_paper(ours.get("coherence"))]
+                else:
+                    theirs = reference.get(strategy, {}).get(domain, {}).get(kind, {})
+                    row += [beside(ours.get("diversity"), theirs.get("diversity")),
+                            beside(ours.get("coherence"), theirs.get("coherence"))]
                 if ours:
                     detail_rows.append([
                         label, domain, fmt(ours.get("diversity_corpus")), fmt(ours.get("rep_2"), 1),
@@ -80,12 +100,17 @@ def generation_tables(metrics: dict[str, Any], layers: Sequence[dict[str, Any]] 
                         fmt(ours.get("n")),
                     ])
             main_rows.append(row)
+    setting = matched["plain"] or matched["acd"]
+    source = paper.generation_source(*setting) if setting else paper.NO_PAPER_NUMBER
+    unmatched = [label for kind, label in (("plain", "plain"), ("acd", "+ ACD")) if kind in kinds and not matched[kind]]
+    why = (f"; {paper.NO_PAPER_NUMBER} for the {' and '.join(unmatched)} rows: not the paper's setting "
+           f"({paper.setting_text(model)})") if unmatched else ""
     tables = [
         Table(
             title="Open-ended generation: diversity and coherence, ours (paper)",
             columns=["decoding"] + [f"{domain} {metric}" for domain in domains for metric in ("div", "coh")],
             rows=main_rows,
-            note=f"{where}; paper numbers: {paper.generation_source(model, expert_kind(expert))}. "
+            note=f"{where}; paper numbers: {source}{why}. "
             "div = per-example mean diversity (as the authors), coh = mean prompt/continuation cosine.",
         ),
         Table(
