@@ -258,3 +258,41 @@ def test_a_corpus_shorter_than_asked_warns_and_the_manifest_records_both(
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warnings == [f"warning: the corpus holds {units(rows, records)} documents, fewer than "
                         "corpus.n_documents=10000: all of them are used (manifest.json records both counts)"]
+
+
+def test_sigkilled_chunk_stage_resumes_to_the_same_bytes(tiny_gpt2: Path, tmp_path: Path) -> None:
+    """`chunk` killed for real (SIGKILL once a shard is done), then run again: the uninterrupted run's bytes."""
+    import signal
+    import time
+
+    import yaml
+
+    paragraphs = [f"Row {i} of a long corpus tells how the {i % 7}th bridge was built in the year {1700 + i}.\n"
+                  for i in range(20_000)]
+    (tmp_path / "cc.txt").write_text("".join(p + ("\n" if i % 5 == 4 else "") for i, p in enumerate(paragraphs)))
+    corpus = {"source": "files", "files": [str(tmp_path / "cc.txt")], "n_documents": 24_000, "block_size": 64,
+              "val_blocks": 4, "shard_documents": 1000, "tokenize_batch": 100, "num_proc": 1}
+    for name in ("whole", "killed"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "params.yaml").write_text(yaml.safe_dump({"model": str(tiny_gpt2), "corpus": corpus}))
+    stage = [sys.executable, str(Path(__file__).resolve().parents[1] / "stages" / "chunk.py")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    subprocess.run(stage, cwd=tmp_path / "whole", env=env, check=True, capture_output=True)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(stage, cwd=killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not chunking.finished_shards(killed / "checkpoints" / "chunk") and process.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL and not (killed / "data" / "blocks").exists()
+    done = len(chunking.finished_shards(killed / "checkpoints" / "chunk"))
+    assert 1 <= done < 24
+    subprocess.run(stage, cwd=killed, env=env, check=True, capture_output=True)
+    for name in ("train.npy", "val.npy", "manifest.json"):
+        assert (killed / "data" / "blocks" / name).read_bytes() == (tmp_path / "whole" / "data" / "blocks" / name
+                                                                     ).read_bytes(), name
