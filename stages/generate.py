@@ -3,6 +3,8 @@
     python stages/generate.py plain STRATEGY   # the expert alone: reads model, expert, seed, generation
     python stages/generate.py acd STRATEGY     # ACD: also alpha, layer, amateur (and the other contrast knobs)
     python stages/generate.py layers           # greedy from each trained exit alone: model, seed, generation
+
+Several GPUs: `torchrun --nproc_per_node N stages/generate.py ...`; the output is byte-identical to one process.
 """
 
 import sys
@@ -16,6 +18,7 @@ from acd.pipeline.generation import (
 from acd.core.loading import load
 from acd.pipeline.params import Decoding, ModelSeed, pick, read_params, section
 from acd.pipeline.stage import run_stage
+from acd.pipeline.world import init_world
 
 PROMPTS, HEADS = Path("data/prompts"), Path("models/heads")
 OUT, JOURNAL = Path("data/generations"), Path("data/journal/generations")
@@ -35,9 +38,10 @@ def main() -> None:
                     f"generation.layer_sweep_domains: no prompts at {path}; domains must be in prompts.domains"
                 )
         prompt_sets = read_prompt_sets(files)
-        model, tokenizer = load(top.model, heads=HEADS, dtype=generation.dtype)
+        world = init_world()
+        model, tokenizer = load(top.model, heads=HEADS, dtype=generation.dtype, device=world.device)
         generate_layer_sweep(model, tokenizer, prompt_sets, OUT / "layers", JOURNAL / "layers", model_name=top.model,
-                             params=generation, seed=top.seed)
+                             params=generation, seed=top.seed, world=world)
         return
     if kind not in ("plain", "acd") or len(rest) != 1:
         raise UsageError(f"arguments={sys.argv[1:]} are not allowed: {USAGE}")
@@ -48,9 +52,11 @@ def main() -> None:
     if not files:
         raise UsageError(f"prompts={str(PROMPTS)!r} holds no <domain>.jsonl: run the prompts stage first")
     prompt_sets = read_prompt_sets(files)  # every input is checked before the model loads
-    model, tokenizer = load_generator(top, HEADS, generation.dtype, contrast=kind == "acd")
+    world = init_world()  # several processes under torchrun / accelerate launch: prompts split by batch
+    model, tokenizer = load_generator(top, HEADS, generation.dtype, contrast=kind == "acd", device=world.device)
     generate_domains(model, tokenizer, prompt_sets, OUT / kind / strategy, JOURNAL / kind / strategy,
-                     model_name=top.model, kind=kind, strategy=strategy, params=generation, seed=top.seed)
+                     model_name=top.model, kind=kind, strategy=strategy, params=generation, seed=top.seed,
+                     world=world)
 
 
 if __name__ == "__main__":

@@ -122,3 +122,27 @@ def test_sigkilled_generation_resumes_to_the_same_bytes(project: Path) -> None:
     assert 3 <= rows_done() < 24 and not out.exists()
     run("generate.py", "acd", "top-p")
     assert {path.name: path.read_bytes() for path in out.iterdir()} == whole
+
+
+def test_two_gloo_processes_write_the_bytes_of_one(project: Path) -> None:
+    """`torchrun --nproc_per_node 2 stages/generate.py ...`: batches split by index, gathered in prompt order."""
+    import os
+    import subprocess
+    import sys
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["prompts"]["n_prompts"] = 5
+    params["generation"].update(batch_size=2, max_new_tokens=6)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    run("prompts.py")
+    out = Path("data/generations/acd/top-p")
+    run("generate.py", "acd", "top-p")
+    one = {path.name: path.read_bytes() for path in out.iterdir()}
+    shutil.rmtree(out)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(ROOT / "stages" / "generate.py"), "acd", "top-p"], env=env, capture_output=True, text=True, timeout=600)
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == one
+    assert not Path("data/journal/generations/acd/top-p").exists()

@@ -27,6 +27,7 @@ from acd.core.loading import describe, load
 from acd.core.model import Exit
 from acd.pipeline.params import Decoding
 from acd.pipeline.prompts import read_prompts
+from acd.pipeline.world import World
 from acd.pipeline.journal import append, fingerprint, read_journal, start_journal
 from acd.pipeline.jsonl import read_jsonl, write_jsonl
 
@@ -91,18 +92,29 @@ def generate_file(
     settings: dict[str, Any],
     batch_size: int,
     seed: int,
+    world: World = World(),
 ) -> Path:
-    """Continue every prompt with ``settings["strategy"]`` and write ``out`` (jsonl, prompt order)."""
+    """Continue every prompt with ``settings["strategy"]`` and write ``out`` (jsonl, prompt order).
+
+    With several processes (``world``), process r decodes the batches whose index is r modulo their number and
+    journals them in a file of its own; the main process then writes ``out`` from every journal. Batches and
+    their seeds do not depend on the number of processes, so neither does a byte of ``out``.
+    """
     out, journal = Path(out), Path(journal)
     strategy, max_new_tokens = settings["strategy"], settings["max_new_tokens"]
     key = fingerprint(model, prompts=[(row["id"], row["prompt"]) for row in prompts], settings=settings,
                       batch_size=batch_size, seed=seed)
-    done = read_journal(journal, key)
-    start_journal(journal, key, done.values())
-    with open(journal, "a", encoding="utf-8") as handle, tqdm(
-        total=len(prompts), initial=len(done), desc=f"{settings['kind']} {strategy} {out.stem}", unit="prompt"
+    mine = journal if world.size == 1 else journal.with_name(f"{journal.stem}.rank{world.rank}{journal.suffix}")
+    done = journaled(journal, key)
+    start_journal(mine, key, read_journal(mine, key).values())
+    my_batches = [(index, batch) for index, batch in enumerate(batches(prompts, batch_size))
+                  if index % world.size == world.rank]
+    my_ids = [row["id"] for _, batch in my_batches for row in batch]
+    with open(mine, "a", encoding="utf-8") as handle, tqdm(
+        total=len(my_ids), initial=sum(1 for id_ in my_ids if id_ in done), unit="prompt",
+        desc=f"{settings['kind']} {strategy} {out.stem}", disable=not world.main,
     ) as progress:
-        for index, batch in enumerate(batches(prompts, batch_size)):
+        for index, batch in my_batches:
             todo = [row for row in batch if row["id"] not in done]
             if not todo:
                 continue
@@ -130,8 +142,20 @@ def generate_file(
             append(handle, rows)
             done.update((row["id"], row) for row in rows)
             progress.update(len(rows))
-    write_jsonl(out, (done[row["id"]] for row in prompts))
+    world.barrier()  # every process's rows are in its journal
+    if world.main:
+        done = journaled(journal, key)
+        write_jsonl(out, (done[row["id"]] for row in prompts))
+    world.barrier()
     return out
+
+
+def journaled(journal: Path, key: str) -> dict[str, dict[str, Any]]:
+    """Rows done under ``key`` in ``journal`` and in the per-process journals beside it (any number of processes)."""
+    done: dict[str, dict[str, Any]] = {}
+    for path in [journal, *sorted(journal.parent.glob(f"{journal.stem}.rank*{journal.suffix}"))]:
+        done.update(read_journal(path, key))
+    return done
 
 
 @dataclass(frozen=True)
@@ -148,14 +172,17 @@ def read_prompt_sets(prompt_files: Sequence[Path]) -> dict[Path, list[dict[str, 
     return {Path(path): read_prompts(path) for path in prompt_files}
 
 
-def load_generator(top: Plain | Decoding, heads: str | os.PathLike[str], dtype: str, contrast: bool) -> tuple[Any, Any]:
+def load_generator(
+    top: Plain | Decoding, heads: str | os.PathLike[str], dtype: str, contrast: bool, device: str | None = None
+) -> tuple[Any, Any]:
     """The model a generation stage decodes with: ``top``'s expert alone, or ACD (``contrast``, ``top`` a Decoding).
 
     The original head alone is the pretrained model itself and loads no heads (e.g. GPT2-XL for Table 3).
     """
     if not contrast:
-        return load(top.model, heads=heads if top.expert == "new" else None, expert=top.expert, dtype=dtype)
-    return load(top.model, heads=heads, dtype=dtype, spec=top.spec())
+        return load(top.model, heads=heads if top.expert == "new" else None, expert=top.expert, dtype=dtype,
+                    device=device)
+    return load(top.model, heads=heads, dtype=dtype, spec=top.spec(), device=device)
 
 
 def generate_domains(
@@ -170,17 +197,19 @@ def generate_domains(
     strategy: str,
     params: GenerationParams,
     seed: int,
+    world: World = World(),
 ) -> list[Path]:
     """One generations file per prompt file (same name, from :func:`read_prompt_sets`), with the model as set now."""
     settings = generation_settings(model, model_name, kind, strategy, params.max_new_tokens)
     outputs = [
         generate_file(
             model, tokenizer, prompts, Path(out_dir) / path.name, journal=Path(journal_dir) / path.name,
-            settings=settings, batch_size=params.batch_size, seed=seed,
+            settings=settings, batch_size=params.batch_size, seed=seed, world=world,
         )
         for path, prompts in prompt_sets.items()
     ]
-    shutil.rmtree(journal_dir, ignore_errors=True)  # done: nothing is left to resume
+    if world.main:
+        shutil.rmtree(journal_dir, ignore_errors=True)  # done: nothing is left to resume
     return outputs
 
 
@@ -194,6 +223,7 @@ def generate_layer_sweep(
     model_name: str,
     params: GenerationParams,
     seed: int,
+    world: World = World(),
 ) -> list[Path]:
     """Fig. 2: greedy decoding from every trained exit head alone, into ``out_dir/<domain>/layer-LL.jsonl``."""
     heads = model.acd_heads
@@ -209,10 +239,11 @@ def generate_layer_sweep(
             outputs.append(
                 generate_file(
                     model, tokenizer, prompts, Path(out_dir) / name, journal=Path(journal_dir) / name,
-                    settings=settings, batch_size=params.batch_size, seed=seed,
+                    settings=settings, batch_size=params.batch_size, seed=seed, world=world,
                 )
             )
-    shutil.rmtree(journal_dir, ignore_errors=True)  # done: nothing is left to resume
+    if world.main:
+        shutil.rmtree(journal_dir, ignore_errors=True)  # done: nothing is left to resume
     return outputs
 
 

@@ -39,8 +39,9 @@ from acd.pipeline.chunking import Blocks, check_tokenizer, load_blocks
 from acd.errors import UsageError
 from acd.core.heads import ExitHeads
 from acd.io import atomic_dir, atomic_path, write_json, write_text
-from acd.core.loading import default_device, load_config, load_pretrained
+from acd.core.loading import load_config, load_pretrained
 from acd.core.model import Exit, hidden_at, run_body
+from acd.pipeline.world import World, init_world
 
 CHECKPOINT_NAME = "checkpoint"  # checkpoint-<step>.pt
 RESUME_ONLY = ("checkpoint_every", "keep_checkpoints")  # knobs a resumed run may change
@@ -82,36 +83,6 @@ class TrainParams:
         if self.batch_size % self.micro_batch_size:
             raise UsageError(f"train.batch_size={self.batch_size} is not allowed: it must be a multiple of "
                              f"train.micro_batch_size={self.micro_batch_size}")
-
-
-# --- processes and devices ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class World:
-    """This process's place among the data-parallel processes (one process: rank 0 of 1)."""
-
-    rank: int = 0
-    size: int = 1
-    device: str = "cpu"
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_world(device: str | None = None) -> World:
-    """Join the process group that torchrun / accelerate launch describe in the environment, if any."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
-        return World(device=device or default_device())
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    if cuda:
-        torch.cuda.set_device(local_rank)
-    return World(rank=dist.get_rank(), size=dist.get_world_size(), device=f"cuda:{local_rank}" if cuda else "cpu")
 
 
 def autocast(device: str) -> torch.autocast:
