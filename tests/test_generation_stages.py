@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,19 +89,18 @@ def test_dvc_yaml_baselines_never_read_acd_knobs() -> None:
     json.dumps(params)
 
 
-def test_sigkilled_generation_resumes_to_the_same_bytes(project: Path) -> None:
-    """`generate_acd` killed for real (SIGKILL mid-run), then run again: byte for byte the uninterrupted output."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
+def prompts_for(n_prompts: int, batch_size: int, max_new_tokens: int) -> None:
+    """Set the project's prompt count and generation sizes, then run the prompts stage."""
     params = yaml.safe_load(Path("params.yaml").read_text())
-    params["prompts"]["n_prompts"] = 12
-    params["generation"].update(batch_size=1, max_new_tokens=12)
+    params["prompts"]["n_prompts"] = n_prompts
+    params["generation"].update(batch_size=batch_size, max_new_tokens=max_new_tokens)
     Path("params.yaml").write_text(yaml.safe_dump(params))
     run("prompts.py")
+
+
+def test_sigkilled_generation_resumes_to_the_same_bytes(project: Path) -> None:
+    """`generate_acd` killed for real (SIGKILL mid-run), then run again: byte for byte the uninterrupted output."""
+    prompts_for(n_prompts=12, batch_size=1, max_new_tokens=12)
     out, journal = Path("data/generations/acd/top-p"), Path("data/journal/generations/acd/top-p")
     run("generate.py", "acd", "top-p")
     whole = {path.name: path.read_bytes() for path in out.iterdir()}
@@ -126,15 +130,7 @@ def test_sigkilled_generation_resumes_to_the_same_bytes(project: Path) -> None:
 
 def test_two_gloo_processes_write_the_bytes_of_one(project: Path) -> None:
     """`torchrun --nproc_per_node 2 stages/generate.py ...`: batches split by index, gathered in prompt order."""
-    import os
-    import subprocess
-    import sys
-
-    params = yaml.safe_load(Path("params.yaml").read_text())
-    params["prompts"]["n_prompts"] = 5
-    params["generation"].update(batch_size=2, max_new_tokens=6)
-    Path("params.yaml").write_text(yaml.safe_dump(params))
-    run("prompts.py")
+    prompts_for(n_prompts=5, batch_size=2, max_new_tokens=6)
     out = Path("data/generations/acd/top-p")
     run("generate.py", "acd", "top-p")
     one = {path.name: path.read_bytes() for path in out.iterdir()}
