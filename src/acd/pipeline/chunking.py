@@ -532,15 +532,19 @@ def check_tokenizer(blocks: Blocks, tokenizer: PreTrainedTokenizerBase, model: s
         )
 
 
-def chunk_benchmark(model: str, files: list[str], n_documents: int = 10**9, num_proc: int = 1,
+def chunk_benchmark(model: str, files: list[str], n_documents: int | None = None, num_proc: int = 1,
                     work_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """One timed :func:`chunk_corpus` run on local files (read, tokenize, pack, write blocks), in a scratch directory.
 
-    Returns the tokens, documents and block size it made, and its wall seconds.
+    ``n_documents=None`` takes every document of the files (counted before the clock starts). Returns the
+    tokens, documents and block size it made, and its wall seconds.
     """
     import tempfile
 
-    corpus = CorpusParams(source="files", files=files, n_documents=n_documents, val_blocks=0, num_proc=num_proc)
+    corpus = CorpusParams(source="files", files=files, n_documents=n_documents or 1, val_blocks=0, num_proc=num_proc)
+    if n_documents is None:
+        every = sum(1 for _ in group_documents(_tagged_rows(corpus, 0)))
+        corpus = CorpusParams(**{**asdict(corpus), "n_documents": every})
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         started = time.perf_counter()
         manifest = chunk_corpus(corpus, model, Path(tmp) / "blocks", Path(tmp) / "work")
