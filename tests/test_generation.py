@@ -146,7 +146,8 @@ def test_a_journal_resumes_only_the_same_weights_and_code(tiny_gpt2: Path, gpt2_
     monkeypatch.setattr(generation, "generate_new_tokens", real)
     monkeypatch.setattr(journal_module, "code_digest", lambda: "a fixed bug")
     assert journal_module.read_journal(tmp_path / "code.jsonl", journal_module.fingerprint(
-        model, prompts=[(row["id"], row["prompt"]) for row in PROMPTS], settings=settings, batch_size=2, seed=7)) == {}
+        journal_module.weights_digest(model), prompts=[(row["id"], row["prompt"]) for row in PROMPTS],
+        settings=settings, batch_size=2, seed=7)) == {}
 
 
 def test_journals_are_removed_when_the_stage_is_done(tiny_gpt2: Path, gpt2_heads: Path, prompt_file: Path,

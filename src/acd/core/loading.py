@@ -74,10 +74,10 @@ def load_pretrained(
     """The frozen base model (eval mode) and its tokenizer, with a pad token for batching."""
     torch_dtype = resolve_dtype(dtype)
     name = str(model_name_or_path)
+    path = package_data(name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(package_data(name))
-        model = AutoModelForCausalLM.from_pretrained(package_data(name),
-                                                     **({"dtype": torch_dtype} if torch_dtype else {}))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **({"dtype": torch_dtype} if torch_dtype else {}))
     except (OSError, ValueError) as error:
         raise _cannot_load(name, error, param) from None
     if tokenizer.pad_token is None:

@@ -28,7 +28,7 @@ from acd.core.model import Exit
 from acd.pipeline.params import Decoding
 from acd.pipeline.prompts import read_prompts
 from acd.pipeline.world import World
-from acd.pipeline.journal import append, fingerprint, read_journal, start_journal
+from acd.pipeline.journal import append, fingerprint, read_journal, start_journal, weights_digest
 from acd.pipeline.jsonl import read_jsonl, write_jsonl
 
 GenerationKind = Literal["plain", "acd", "layer"]
@@ -93,6 +93,7 @@ def generate_file(
     batch_size: int,
     seed: int,
     world: World = World(),
+    weights: str | None = None,
 ) -> Path:
     """Continue every prompt with ``settings["strategy"]`` and write ``out`` (jsonl, prompt order).
 
@@ -102,8 +103,8 @@ def generate_file(
     """
     out, journal = Path(out), Path(journal)
     strategy, max_new_tokens = settings["strategy"], settings["max_new_tokens"]
-    key = fingerprint(model, prompts=[(row["id"], row["prompt"]) for row in prompts], settings=settings,
-                      batch_size=batch_size, seed=seed)
+    key = fingerprint(weights or weights_digest(model), prompts=[(row["id"], row["prompt"]) for row in prompts],
+                      settings=settings, batch_size=batch_size, seed=seed)
     mine = journal if world.size == 1 else journal.with_name(f"{journal.stem}.rank{world.rank}{journal.suffix}")
     done = journaled(journal, key)
     start_journal(mine, key, read_journal(mine, key).values())
@@ -201,10 +202,11 @@ def generate_domains(
 ) -> list[Path]:
     """One generations file per prompt file (same name, from :func:`read_prompt_sets`), with the model as set now."""
     settings = generation_settings(model, model_name, kind, strategy, params.max_new_tokens)
+    weights = weights_digest(model)  # hashed once: every file is decoded by the same weights
     outputs = [
         generate_file(
             model, tokenizer, prompts, Path(out_dir) / path.name, journal=Path(journal_dir) / path.name,
-            settings=settings, batch_size=params.batch_size, seed=seed, world=world,
+            settings=settings, batch_size=params.batch_size, seed=seed, world=world, weights=weights,
         )
         for path, prompts in prompt_sets.items()
     ]
@@ -229,6 +231,7 @@ def generate_layer_sweep(
     heads = model.acd_heads
     if heads is None:
         raise UsageError("the per-exit sweep needs trained exit heads: heads is missing")
+    weights = weights_digest(model)  # hashed once: choosing an exit changes no weight
     outputs = []
     for path, prompts in prompt_sets.items():
         for layer in heads.exit_layers:
@@ -239,7 +242,7 @@ def generate_layer_sweep(
             outputs.append(
                 generate_file(
                     model, tokenizer, prompts, Path(out_dir) / name, journal=Path(journal_dir) / name,
-                    settings=settings, batch_size=params.batch_size, seed=seed, world=world,
+                    settings=settings, batch_size=params.batch_size, seed=seed, world=world, weights=weights,
                 )
             )
     if world.main:
