@@ -2,7 +2,8 @@
 
 Reads model, seed, the contrast knobs (alpha, layer, expert, amateur, amateur_temperature, keep_tail,
 amateur_model, candidate_layers) and benchmarks; writes
-metrics/benchmarks/GROUP_acd.json and the ACD point of the per-layer plots.
+metrics/benchmarks/GROUP_acd.json and the ACD point of the per-layer plots. Several GPUs:
+`torchrun --nproc_per_node N stages/benchmark_acd.py GROUP` (the same bytes as one process).
 """
 
 import sys
@@ -11,12 +12,17 @@ from acd.eval.benchmarks import Benchmarks, contrast, plot_rows
 from acd.io import write_json
 from acd.pipeline.params import Decoding, pick, read_params, section
 from acd.pipeline.stage import run_stage
+from acd.pipeline.world import init_world
 
 
 def main() -> None:
     group = sys.argv[1]
     params = read_params()
-    document = contrast(group, pick(params, Decoding), section(params, "benchmarks", Benchmarks))
+    bench = section(params, "benchmarks", Benchmarks)
+    world = init_world(bench.device)  # several processes: each scores some batches, all get every answer
+    document = contrast(group, pick(params, Decoding), bench)
+    if not world.main:
+        return
     write_json(f"metrics/plots/benchmarks/{group}_acd.json", plot_rows(document, "acd"))
     write_json(f"metrics/benchmarks/{group}_acd.json", document)
 

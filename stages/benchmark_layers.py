@@ -1,7 +1,8 @@
 """DVC stage benchmark_layers@GROUP: every exit alone on the group's lm-eval tasks (one body pass per batch).
 
 Reads model, seed and benchmarks (never alpha, layer or amateur); writes
-metrics/benchmarks/GROUP_layers.json and the per-layer plot data.
+metrics/benchmarks/GROUP_layers.json and the per-layer plot data. Several GPUs:
+`torchrun --nproc_per_node N stages/benchmark_layers.py GROUP` (the same bytes as one process).
 """
 
 import sys
@@ -10,12 +11,17 @@ from acd.eval.benchmarks import Benchmarks, plot_rows, sweep
 from acd.io import write_json
 from acd.pipeline.params import ModelSeed, pick, read_params, section
 from acd.pipeline.stage import run_stage
+from acd.pipeline.world import init_world
 
 
 def main() -> None:
     group = sys.argv[1]
     params = read_params()
-    document = sweep(group, pick(params, ModelSeed), section(params, "benchmarks", Benchmarks))
+    bench = section(params, "benchmarks", Benchmarks)
+    world = init_world(bench.device)  # several processes: each scores some batches, all get every answer
+    document = sweep(group, pick(params, ModelSeed), bench)
+    if not world.main:
+        return
     for kind in ("head", "lens"):
         write_json(f"metrics/plots/benchmarks/{group}_{kind}.json", plot_rows(document, kind))
     write_json(f"metrics/benchmarks/{group}_layers.json", document)

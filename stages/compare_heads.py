@@ -6,7 +6,8 @@
 
 "The other expert" is the one params `expert` does not name; the pipeline's own stages already
 cover the named one (generate_*@greedy, benchmark_acd) and both heads alone (benchmark_layers).
-Only `acd` reads alpha, layer and amateur.
+Only `acd` reads alpha, layer and amateur. Several GPUs: `torchrun --nproc_per_node N stages/compare_heads.py
+plain|acd` splits the decoding and the lm-eval scoring by batch (the same bytes as one process).
 """
 
 import json
@@ -24,13 +25,14 @@ from acd.io import write_json, write_text
 from acd.pipeline.params import Decoding, pick, read_params, section
 from acd.reports.report import render_markdown
 from acd.pipeline.stage import run_stage
+from acd.pipeline.world import World, init_world
 
 PROMPTS, HEADS = Path("data/prompts"), Path("models/heads")
 OUT, JOURNAL = Path("data/compare_heads"), Path("data/journal/compare_heads")
 METRICS, REPORT = Path("metrics/compare_heads.json"), Path("metrics/compare_heads.md")
 
 
-def decode_and_score(kind: str, top: Any, params: dict[str, Any]) -> None:
+def decode_and_score(kind: str, top: Any, params: dict[str, Any], world: World) -> None:
     """Greedy on the WikiText-103 prompts with ``top``'s expert (ACD when ``kind`` is acd), scored like the rest."""
     generation = section(params, "generation", GenerationParams)
     scoring = section(params, "generation_metrics", GenerationMetricsParams)
@@ -38,11 +40,13 @@ def decode_and_score(kind: str, top: Any, params: dict[str, Any]) -> None:
     if not prompts.is_file():
         raise UsageError(f"compare_heads needs {prompts}: keep the {DOMAIN} domain in prompts.domains")
     prompt_sets = read_prompt_sets([prompts])  # checked before the model loads
-    model, tokenizer = load_generator(top, HEADS, generation.dtype, contrast=kind == "acd")
+    model, tokenizer = load_generator(top, HEADS, generation.dtype, contrast=kind == "acd", device=world.device)
     generate_domains(model, tokenizer, prompt_sets, OUT / kind / STRATEGY, JOURNAL / kind / STRATEGY,
-                     model_name=top.model, kind=kind, strategy=STRATEGY, params=generation, seed=top.seed)
+                     model_name=top.model, kind=kind, strategy=STRATEGY, params=generation, seed=top.seed,
+                     world=world)
     del model
-    write_json(OUT / kind / "metrics.json", score_tree(OUT / kind, [STRATEGY], scoring.scorer(), scoring, top.seed))
+    if world.main:
+        write_json(OUT / kind / "metrics.json", score_tree(OUT / kind, [STRATEGY], scoring.scorer(), scoring, top.seed))
 
 
 def read(path: Path) -> Any:
@@ -73,15 +77,18 @@ def main() -> None:
         report()
         return
     params = read_params()
+    world = init_world()  # several processes under torchrun / accelerate launch: work split by batch
     if kind == "plain":
         top = pick(params, Plain)
-        decode_and_score("plain", replace(top, expert=other_expert(top.expert)), params)
+        decode_and_score("plain", replace(top, expert=other_expert(top.expert)), params, world)
         return
     decoding = pick(params, Decoding)
     top = replace(decoding, expert=other_expert(decoding.expert))
     bench = section(params, "benchmarks", Benchmarks)
-    decode_and_score("acd", top, params)
-    write_json(OUT / "acd" / "benchmarks.json", {group: contrast(group, top, bench) for group in GROUPS})
+    decode_and_score("acd", top, params, world)
+    benchmarks = {group: contrast(group, top, bench) for group in GROUPS}
+    if world.main:
+        write_json(OUT / "acd" / "benchmarks.json", benchmarks)
 
 
 if __name__ == "__main__":

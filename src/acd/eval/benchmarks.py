@@ -91,12 +91,13 @@ def evaluate_tasks(
     include_defaults: bool = True,
     device: str | None = None,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Run lm-eval on the registered ``acd`` model: ``{"model": info, "results": {task: {exit: metrics}}}``.
 
     Task names are checked and datasets loaded before the model, so a typo or an unreachable
     dataset fails in seconds. With ``exits`` in ``model_args`` the body runs once per batch for
-    all exits; the further lm-eval runs replay the kept answers.
+    all exits; the further lm-eval runs replay the kept answers. Under several processes every one
+    scores its share, and only the first (lm-eval reports on local rank 0) gets the document: None elsewhere.
     """
     from lm_eval import simple_evaluate
     from lm_eval.api.registry import get_model
@@ -113,6 +114,8 @@ def evaluate_tasks(
                 bootstrap_iters=bootstrap_iters, log_samples=False, task_manager=manager,
                 random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
             )
+            if output is None:  # not the reporting process; the replays need no other process
+                return None
             by_exit[name] = task_metrics(output["results"])
     results = {task: {name: by_exit[name][task] for name in by_exit} for task in by_exit[lm.exit_names[0]]}
     return {"model": lm.get_model_info(), "results": results}
@@ -123,21 +126,21 @@ def _settings(bench: Benchmarks, group: str) -> dict[str, Any]:
             "batch_size": bench.batch_size, "heads": bench.heads}
 
 
-def _run(bench: Benchmarks, group: str, model_args: dict[str, Any], seed: int) -> dict[str, Any]:
+def _run(bench: Benchmarks, group: str, model_args: dict[str, Any], seed: int) -> dict[str, Any] | None:
     args = {**model_args, "heads": bench.heads, "dtype": bench.dtype}
     document = evaluate_tasks(
         args, bench.task_names(group), limit=bench.limit, num_fewshot=bench.num_fewshot, batch_size=bench.batch_size,
         bootstrap_iters=bench.bootstrap_iters, include_path=bench.include_path, device=bench.device, seed=seed,
     )
-    return {**document, "settings": _settings(bench, group)}
+    return None if document is None else {**document, "settings": _settings(bench, group)}
 
 
-def sweep(group: str, base: ModelSeed, bench: Benchmarks) -> dict[str, Any]:
+def sweep(group: str, base: ModelSeed, bench: Benchmarks) -> dict[str, Any] | None:
     """Every exit of ``bench.exits`` alone on the group's tasks, from one body pass per batch."""
     return _run(bench, group, {"pretrained": base.model, "exits": bench.exits}, base.seed)
 
 
-def contrast(group: str, decoding: Decoding, bench: Benchmarks) -> dict[str, Any]:
+def contrast(group: str, decoding: Decoding, bench: Benchmarks) -> dict[str, Any] | None:
     """The ACD model (expert vs the amateur at ``layer``, ``alpha``) on the group's tasks: HFLM over it."""
     return _run(bench, group, {"pretrained": decoding.model, **decoding.spec().as_kwargs()}, decoding.seed)
 

