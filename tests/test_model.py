@@ -221,3 +221,24 @@ def test_unloadable_model_names_the_param_and_the_offline_run(tmp_path: Path) ->
         with pytest.raises(acd.UsageError,
                            match=r"^model='.*no-model' cannot be loaded .*point model at a local directory.*`acd demo`"):
             loader(tmp_path / "no-model")
+
+
+def test_aligned_projection_equals_the_head_in_values_and_gradients() -> None:
+    """`project` pads an unaligned vocabulary on a GPU (cuBLAS's fast kernels); forced here on the CPU."""
+    from acd.core.model import ALIGN, project
+
+    torch.manual_seed(0)
+    for bias in (False, True):
+        head = torch.nn.Linear(16, 3 * ALIGN + 5, bias=bias)
+        hidden = torch.randn(2, 70, 16)
+        plain = head(hidden)
+        plain.square().sum().backward()
+        expected = [parameter.grad.clone() for parameter in head.parameters()]
+        head.zero_grad()
+        aligned = project(head, hidden, aligned=True)
+        assert aligned.shape == plain.shape
+        torch.testing.assert_close(aligned, plain)
+        aligned.square().sum().backward()
+        for parameter, grad in zip(head.parameters(), expected):
+            assert parameter.grad.shape == parameter.shape
+            torch.testing.assert_close(parameter.grad, grad)

@@ -142,15 +142,28 @@ def hidden_at(model: nn.Module, body_output: Any, layer: int, keep: slice | torc
 FEW_ROWS = 64
 
 
-def project(head: nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
-    """``head(hidden)``, for a few rows (a generation step, a continuation) without packing the weight."""
+# cuBLAS runs its fast Hopper/Ampere GEMM kernels only when an output row's length in elements is a multiple
+# of 8 (16 bytes in bfloat16). GPT-2's 50257-token vocabulary is not, and a head's product of 4096 rows fell
+# back to an sm75 kernel at ~100 TFLOP/s on an H200 (scripts/torch_profile.py); padding the weight to a
+# multiple of ALIGN rows and slicing the logits costs one copy of the weight.
+ALIGN = 64
+
+
+def project(head: nn.Linear, hidden: torch.Tensor, aligned: bool | None = None) -> torch.Tensor:
+    """``head(hidden)``: a few rows (a generation step, a continuation) without packing the weight; many
+    rows on a GPU (``aligned`` None) or when ``aligned``, into logits rows padded to ALIGN, then sliced."""
     rows = hidden.flatten(0, -2)
-    if rows.shape[0] > FEW_ROWS:
+    if rows.shape[0] <= FEW_ROWS:
+        logits = torch.mm(head.weight, rows.t()).t()
+        if head.bias is not None:
+            logits = logits + head.bias
+        return logits.reshape(*hidden.shape[:-1], -1)
+    vocab = head.weight.shape[0]
+    if not (hidden.is_cuda if aligned is None else aligned) or vocab % ALIGN == 0:
         return head(hidden)
-    logits = torch.mm(head.weight, rows.t()).t()
-    if head.bias is not None:
-        logits = logits + head.bias
-    return logits.reshape(*hidden.shape[:-1], -1)
+    pad = -vocab % ALIGN
+    bias = None if head.bias is None else F.pad(head.bias, (0, pad))
+    return F.linear(hidden, F.pad(head.weight, (0, 0, 0, pad)), bias)[..., :vocab]
 
 
 def exit_logits(

@@ -40,7 +40,7 @@ from acd.errors import UsageError
 from acd.core.heads import ExitHeads
 from acd.io import atomic_dir, atomic_path, write_json, write_text
 from acd.core.loading import load_config, load_pretrained
-from acd.core.model import Exit, hidden_at, run_body
+from acd.core.model import Exit, hidden_at, project, run_body
 from acd.pipeline.world import World, init_world
 
 CHECKPOINT_NAME = "checkpoint"  # checkpoint-<step>.pt
@@ -112,7 +112,7 @@ def head_loss(
     total = torch.zeros((), device=states.device)
     for start in range(0, len(targets), chunk):
         with autocast(str(states.device)):
-            logits = head(states[start:start + chunk])
+            logits = project(head, states[start:start + chunk])
         loss = F.cross_entropy(logits.float(), targets[start:start + chunk], reduction="sum")
         if backward_scale is not None:
             (loss * backward_scale).backward()
@@ -131,7 +131,7 @@ def accumulate(
                             for layer in heads.exit_layers])
     # Full logits of every head at once: what the chunked loss avoids (kept to measure the difference).
     with autocast(str(tokens.device)):
-        logits = [heads[layer](states[layer]) for layer in heads.exit_layers]
+        logits = [project(heads[layer], states[layer]) for layer in heads.exit_layers]
     losses = torch.stack([F.cross_entropy(each.float(), targets, reduction="sum") for each in logits])
     (losses.sum() * scale).backward()
     return losses.detach()
