@@ -63,7 +63,6 @@ def main() -> None:
         tokens = [bench.token_ids(micro, length)]
         side_by_side(f"train step, 12 heads, {micro}x{length}",
                      lambda: train_step(model, heads, optimizer, tokens, 4096), bench, args.reps)
-    del heads, optimizer
     ids = bench.token_ids(8, 512 if device == "cuda" else 128)
     side_by_side(f"ACD scoring (head amateur), {ids.shape[0]}x{ids.shape[1]}", lambda: bench.score("head", ids),
                  bench, args.reps)
