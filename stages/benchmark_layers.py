@@ -1,15 +1,15 @@
 """DVC stage benchmark_layers@GROUP: every exit alone on the group's lm-eval tasks (one body pass per batch).
 
 Reads model, seed and benchmarks (never alpha, layer or amateur); writes
-metrics/benchmarks/GROUP_layers.json and the per-layer plot data. Several GPUs:
-`torchrun --nproc_per_node N stages/benchmark_layers.py GROUP` (the same bytes as one process).
+metrics/benchmarks/GROUP_layers.json and the per-layer plot data. Several GPUs: params
+`processes: N` (or `torchrun --nproc_per_node N stages/benchmark_layers.py GROUP`): the same bytes as one process.
 """
 
 import sys
 
 from acd.eval.benchmarks import Benchmarks, plot_rows, sweep
 from acd.io import write_json
-from acd.pipeline.params import ModelSeed, pick, read_params, section
+from acd.pipeline.params import ModelSeed, pick, processes, read_params, section
 from acd.pipeline.stage import run_stage
 from acd.pipeline.world import init_world
 
@@ -18,7 +18,7 @@ def main() -> None:
     group = sys.argv[1]
     params = read_params()
     bench = section(params, "benchmarks", Benchmarks)
-    world = init_world(bench.device)  # several processes: each scores some batches, all get every answer
+    world = init_world(bench.device, processes(params))  # several processes: each scores some batches
     document = sweep(group, pick(params, ModelSeed), bench)
     if not world.main:
         return

@@ -15,7 +15,7 @@ from acd.io import write_text
 from acd.pipeline.chunking import CorpusParams
 from acd.pipeline.generation import GenerationParams
 from acd.pipeline.heads_source import heads_params
-from acd.pipeline.params import Decoding, pick, read_params, section
+from acd.pipeline.params import Decoding, pick, processes, read_params, section
 from acd.pipeline.prompts import PromptsParams
 from acd.pipeline.stage import run_stage
 from acd.pipeline.training import TrainParams
@@ -28,6 +28,7 @@ SECTIONS = {"corpus": CorpusParams, "train": TrainParams, "prompts": PromptsPara
 def main() -> None:
     params = read_params()
     pick(params, Decoding)
+    processes(params)
     for name, cls in SECTIONS.items():
         section(params, name, cls)
     heads_params(params)

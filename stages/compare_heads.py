@@ -6,8 +6,8 @@
 
 "The other expert" is the one params `expert` does not name; the pipeline's own stages already
 cover the named one (generate_*@greedy, benchmark_acd) and both heads alone (benchmark_layers).
-Only `acd` reads alpha, layer and amateur. Several GPUs: `torchrun --nproc_per_node N stages/compare_heads.py
-plain|acd` splits the decoding and the lm-eval scoring by batch (the same bytes as one process).
+Only `acd` reads alpha, layer and amateur. Several GPUs: params `processes: N` (or `torchrun --nproc_per_node N
+stages/compare_heads.py plain|acd`) splits the decoding and the lm-eval scoring by batch (the same bytes as one process).
 """
 
 import json
@@ -22,7 +22,7 @@ from acd.errors import UsageError
 from acd.pipeline.generation import GenerationParams, Plain, generate_domains, load_generator, read_prompt_sets
 from acd.eval.generation_metrics import GenerationMetricsParams, score_tree
 from acd.io import write_json, write_text
-from acd.pipeline.params import Decoding, pick, read_params, section
+from acd.pipeline.params import Decoding, pick, processes, read_params, section
 from acd.reports.report import render_markdown
 from acd.pipeline.stage import run_stage
 from acd.pipeline.world import World, init_world
@@ -77,7 +77,7 @@ def main() -> None:
         report()
         return
     params = read_params()
-    world = init_world()  # several processes under torchrun / accelerate launch: work split by batch
+    world = init_world(processes=processes(params))  # several processes (params or torchrun): split by batch
     if kind == "plain":
         top = pick(params, Plain)
         decode_and_score("plain", replace(top, expert=other_expert(top.expert)), params, world)

@@ -4,7 +4,8 @@
     python stages/generate.py acd STRATEGY     # ACD: also alpha, layer, amateur (and the other contrast knobs)
     python stages/generate.py layers           # greedy from each trained exit alone: model, seed, generation
 
-Several GPUs: `torchrun --nproc_per_node N stages/generate.py ...`; the output is byte-identical to one process.
+Several GPUs: params `processes: N` (or `torchrun --nproc_per_node N stages/generate.py ...`); the output is
+byte-identical to one process.
 """
 
 import sys
@@ -16,7 +17,7 @@ from acd.pipeline.generation import (
     GenerationParams, Plain, generate_domains, generate_layer_sweep, load_generator, read_prompt_sets,
 )
 from acd.core.loading import load
-from acd.pipeline.params import Decoding, ModelSeed, pick, read_params, section
+from acd.pipeline.params import Decoding, ModelSeed, pick, processes, read_params, section
 from acd.pipeline.stage import run_stage
 from acd.pipeline.world import init_world
 
@@ -38,7 +39,7 @@ def main() -> None:
                     f"generation.layer_sweep_domains: no prompts at {path}; domains must be in prompts.domains"
                 )
         prompt_sets = read_prompt_sets(files)
-        world = init_world()
+        world = init_world(processes=processes(params))
         model, tokenizer = load(top.model, heads=HEADS, dtype=generation.dtype, device=world.device)
         generate_layer_sweep(model, tokenizer, prompt_sets, OUT / "layers", JOURNAL / "layers", model_name=top.model,
                              params=generation, seed=top.seed, world=world)
@@ -52,7 +53,7 @@ def main() -> None:
     if not files:
         raise UsageError(f"prompts={str(PROMPTS)!r} holds no <domain>.jsonl: run the prompts stage first")
     prompt_sets = read_prompt_sets(files)  # every input is checked before the model loads
-    world = init_world()  # several processes under torchrun / accelerate launch: prompts split by batch
+    world = init_world(processes=processes(params))  # several processes (params or torchrun): split by batch
     model, tokenizer = load_generator(top, HEADS, generation.dtype, contrast=kind == "acd", device=world.device)
     generate_domains(model, tokenizer, prompt_sets, OUT / kind / strategy, JOURNAL / kind / strategy,
                      model_name=top.model, kind=kind, strategy=strategy, params=generation, seed=top.seed,

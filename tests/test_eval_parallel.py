@@ -85,9 +85,32 @@ def test_two_gloo_processes_write_the_benchmark_bytes_of_one(
     one = outputs()
     assert len(one) == 5  # the two documents and the head, lens and acd plot rows
     shutil.rmtree("metrics")
-    for stage in ("benchmark_layers.py", "benchmark_acd.py"):
-        torchrun(stage, "mixed")
+    torchrun("benchmark_layers.py", "mixed")
+    # params `processes: 2`: the stage starts its own two processes (no launcher in front); DVC would not rerun
+    (tmp_path / "params.yaml").write_text(json.dumps({**params, "processes": 2}))
+    started = subprocess.run([sys.executable, str(ROOT / "stages" / "benchmark_acd.py"), "mixed"], capture_output=True,
+                             text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert started.returncode == 0, started.stderr[-3000:]
     assert outputs() == one
+
+
+def test_processes_param_is_checked_and_a_worker_error_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from acd.errors import UsageError
+    from acd.pipeline.params import processes
+
+    assert processes({}) == 1 and processes({"processes": 4}) == 4
+    for bad in (0, -1, "2", 1.5, True):
+        with pytest.raises(UsageError, match=r"processes=.* is not allowed: .* integer >= 1"):
+            processes({"processes": bad})
+    # The inputs are checked before any worker starts: one `error:` line, exit 2, no launcher traceback.
+    (tmp_path / "params.yaml").write_text(json.dumps({"model": "unused", "processes": 2}))
+    monkeypatch.chdir(tmp_path)
+    failed = subprocess.run([sys.executable, str(ROOT / "stages" / "generate.py"), "plain", "greedy"],
+                            capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 2
+    assert "Traceback" not in failed.stderr
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: generation is missing")
 
 
 @pytest.mark.slow

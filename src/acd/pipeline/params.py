@@ -43,9 +43,21 @@ def read_params(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, Any]:
 SECTIONS = ("corpus", "heads", "train", "prompts", "generation", "generation_metrics", "benchmarks")
 
 
+# How many data-parallel processes the GPU stages start: read by them, declared by check_params alone, so a
+# change reruns no stage (their outputs are the bytes of one process).
+PROCESSES = "processes"
+
+
+def processes(params: dict[str, Any]) -> int:
+    value = params.get(PROCESSES, 1)
+    if type(value) is not int or value < 1:
+        raise UsageError(f"processes={value!r} is not allowed: the number of data-parallel processes, an integer >= 1")
+    return value
+
+
 def check_top_level(params: dict[str, Any]) -> None:
     """Refuse a misspelt top-level key: each stage reads only its own keys, so ``alpah: 0.2`` would pass unseen."""
-    known = {field.name for field in fields(Decoding)} | set(SECTIONS)
+    known = {field.name for field in fields(Decoding)} | set(SECTIONS) | {PROCESSES}
     for key in sorted(set(params) - known, key=str):
         close = difflib.get_close_matches(str(key), sorted(known), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""

@@ -449,14 +449,14 @@ def run_from_params(params_file: str | os.PathLike[str] = "params.yaml", blocks_
                     outputs: Outputs = Outputs()) -> dict[str, Any] | None:
     """The ``train_heads`` stage: read params.yaml (``model``, ``seed``, ``train``, ``heads``), train or import."""
     from acd.pipeline.heads_source import heads_params, import_heads
-    from acd.pipeline.params import ModelSeed, pick, read_params, section
+    from acd.pipeline.params import ModelSeed, pick, processes, read_params, section
 
     raw = read_params(params_file)
     top, params, source = pick(raw, ModelSeed), section(raw, "train", TrainParams), heads_params(raw)
     if source.imported:  # released heads: no blocks, no training
         heads, checked = import_heads(source.source, top.model)
         return write_imported(heads, source.source, checked, outputs)
-    world = init_world()
+    world = init_world(processes=processes(raw))
     try:
         blocks = load_blocks(blocks_dir)
         check_setup(params, blocks, top.model, world.size)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -44,8 +48,39 @@ class World:
         return values
 
 
-def init_world(device: str | None = None) -> World:
-    """Join the process group that torchrun / accelerate launch describe in the environment, if any."""
+def launch(processes: int) -> None:
+    """With ``processes`` > 1 and no launcher around, run this script as that many local processes (the
+    environment torchrun gives its workers), wait, and exit with their status; in each of them, return.
+
+    Unlike torchrun, a worker's one-line ``error:`` is all a user mistake prints.
+    """
+    if processes == 1 or "WORLD_SIZE" in os.environ:
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    shared = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(processes),
+              "LOCAL_WORLD_SIZE": str(processes)}
+    workers = [subprocess.Popen([sys.executable, *sys.argv], env={**shared, "RANK": str(rank), "LOCAL_RANK": str(rank)})
+               for rank in range(processes)]
+    status = 0
+    try:
+        while any(worker.poll() is None for worker in workers) and not status:
+            status = next((worker.returncode for worker in workers if worker.returncode), 0)
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        status = 130
+    for worker in workers:  # one failed (or an interrupt): the others would wait for it forever
+        if worker.poll() is None:
+            worker.terminate()
+        worker.wait()
+    sys.exit(status or next((worker.returncode for worker in workers if worker.returncode), 0))
+
+
+def init_world(device: str | None = None, processes: int = 1) -> World:
+    """Join the process group that torchrun / accelerate launch describe in the environment, if any; with
+    ``processes`` > 1 and no launcher, start them first (:func:`launch`)."""
+    launch(processes)
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World(device=device or default_device())
