@@ -102,6 +102,15 @@ def test_processes_param_is_checked_and_a_worker_error_is_one_line(tmp_path: Pat
     for bad in (0, -1, "2", 1.5, True):
         with pytest.raises(UsageError, match=r"processes=.* is not allowed: .* integer >= 1"):
             processes({"processes": bad})
+    import torch
+
+    from acd.pipeline.world import init_world
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UsageError, match=r"processes=2 is not allowed: this machine has 1 GPU\(s\)"):
+        init_world(processes=2)
+    monkeypatch.undo()
     # The inputs are checked before any worker starts: one `error:` line, exit 2, no launcher traceback.
     (tmp_path / "params.yaml").write_text(json.dumps({"model": "unused", "processes": 2}))
     monkeypatch.chdir(tmp_path)

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from acd.core.loading import default_device
+from acd.errors import UsageError
 
 T = TypeVar("T")
 # The main process alone scores generations and writes outputs while the others wait at the next collective:
@@ -79,13 +80,16 @@ def launch(processes: int) -> None:
 
 def init_world(device: str | None = None, processes: int = 1) -> World:
     """Join the process group that torchrun / accelerate launch describe in the environment, if any; with
-    ``processes`` > 1 and no launcher, start them first (:func:`launch`)."""
+    ``processes`` > 1 and no launcher, start them first (:func:`launch`), one a GPU when GPUs are used."""
+    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    if cuda and "WORLD_SIZE" not in os.environ and processes > torch.cuda.device_count():
+        raise UsageError(f"processes={processes} is not allowed: this machine has {torch.cuda.device_count()} GPU(s), "
+                         "one a process")
     launch(processes)
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World(device=device or default_device())
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
     if cuda:
