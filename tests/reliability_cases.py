@@ -185,7 +185,11 @@ CASES: list[Case] = [
     Case("unknown-top-level-parameter", "misspelt top-level parameter", GENERATE_ACD,
          "alpah is not a known parameter: did you mean 'alpha'? known top-level keys are alpha, amateur, "
          "amateur_model, amateur_temperature, benchmarks, candidate_layers, corpus, expert, generation, "
-         "generation_metrics, heads, keep_tail, layer, min_candidates, model, prompts, seed, train", params={"alpah": 0.2}),
+         "generation_metrics, heads, keep_tail, layer, min_candidates, model, processes, prompts, seed, train",
+         params={"alpah": 0.2}),
+    Case("processes-zero", "`processes` below 1", GENERATE_ACD,
+         "processes=0 is not allowed: the number of data-parallel processes, an integer >= 1",
+         params={"processes": 0}),
     Case("params-not-yaml", "`params.yaml` not valid YAML", GENERATE_ACD,
          "params='params.yaml' is not valid YAML (while parsing a flow sequence)",
          prepare=write_file("params.yaml", b"model: models/base\nalpha: [0.1\n")),
