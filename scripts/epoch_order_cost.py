@@ -1,10 +1,12 @@
 """Side by side in one run: a training step's data selection with the epoch's order cached (as
 ``train_heads`` does) and recomputed at every step (as before).
 
-    python scripts/epoch_order_cost.py [--blocks 1270000] [--steps 50]
+    python scripts/epoch_order_cost.py [--blocks 1270000] [--steps 50] [--train --device cuda]
 
 Blocks: the paper's corpus is ~650M tokens, ~1.27M blocks of 512 (a memory-mapped uint16 array as
-``data/blocks`` holds it; random tokens here). Prints the median milliseconds per step of each side.
+``data/blocks`` holds it; random tokens here). Prints the median milliseconds per step of each side; with
+``--train`` each step is a whole training step at the paper's batch (64 blocks in micro-batches of 8, 12 heads
+on ``acd bench``'s random GPT2-Medium, bfloat16 autocast on a GPU), and the figure is train_step_tokens_per_s.
 """
 
 from __future__ import annotations
@@ -29,23 +31,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=1_270_000)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--train", action="store_true")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     params = TrainParams()  # the paper's: batch 64 of micro-batches of 8
+    step = selection_only(params, args.device)
+    if args.train:
+        step = training_step(params, args.device)
     with tempfile.TemporaryDirectory() as tmp:
         blocks = np.lib.format.open_memmap(Path(tmp) / "blocks.npy", mode="w+", dtype=np.uint16,
                                            shape=(args.blocks, 512))
         blocks[:] = np.random.default_rng(0).integers(0, 50257, size=blocks.shape, dtype=np.uint16)
         sides = {"cached": epoch_order, "per step": epoch_order.__wrapped__}
         seconds: dict[str, list[float]] = {side: [] for side in sides}
-        for step in range(args.steps):
-            for side in sides if step % 2 == 0 else list(sides)[::-1]:
+        for number in range(args.steps):
+            for side in sides if number % 2 == 0 else list(sides)[::-1]:
                 training.epoch_order = sides[side]
                 started = time.perf_counter()
-                step_batches(blocks, step, params, seed=0, world=World(), device="cpu")
+                step(blocks, number)
                 seconds[side].append(time.perf_counter() - started)
         training.epoch_order = epoch_order
+    tokens = params.batch_size * (blocks.shape[1] - 1)
     for side, values in seconds.items():
-        print(f"{side}: {statistics.median(values) * 1e3:.2f} ms per step (median of {args.steps})")
+        median = statistics.median(values)
+        print(f"{side}: {median * 1e3:.2f} ms per step, {tokens / median:,.0f} target tokens/s (median of {args.steps})")
+
+
+def selection_only(params: TrainParams, device: str):
+    return lambda blocks, number: step_batches(blocks, number, params, seed=0, world=World(), device=device)
+
+
+def training_step(params: TrainParams, device: str):
+    import torch
+
+    from acd.core.architectures import num_layers
+    from acd.core.heads import ExitHeads
+    from acd.pipeline.training import train_step
+    from acd.tools.perf import RANDOM_MODELS, build_base, BenchOptions
+    from acd.tools.perf_training import spread_layers
+
+    model = build_base(BenchOptions(model=next(iter(RANDOM_MODELS)), device=device), device)
+    heads = ExitHeads.for_model(model, spread_layers(num_layers(model), 12), base_model="epoch-order").to(device)
+    optimizer = torch.optim.AdamW(heads.parameters(), lr=2e-4)
+
+    def step(blocks, number):
+        train_step(model, heads, optimizer, step_batches(blocks, number, params, 0, World(), device), 4096)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    return step
 
 
 if __name__ == "__main__":
