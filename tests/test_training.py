@@ -218,6 +218,17 @@ def test_two_gloo_processes_equal_one(
     assert metrics_two["train"]["processes"] == 2
     for name, values in metrics_one["exits"].items():
         assert metrics_two["exits"][name]["val_loss"] == pytest.approx(values["val_loss"], rel=1e-5)
+    # params `processes: 2` and no launcher: the stage starts the two processes itself, with the same result
+    launched = tmp_path / "launched"
+    launched.mkdir()
+    params_file = write_params(launched, tiny_gpt2, blocks_dir, params)
+    params_file.write_text(params_file.read_text() + "processes: 2\n")
+    result = subprocess.run([sys.executable, "-m", "acd.tools.cli", "train-heads"], cwd=launched, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert head_weights(launched / "models" / "heads").keys() == two.keys()
+    for layer, weight in head_weights(launched / "models" / "heads").items():
+        torch.testing.assert_close(weight, two[layer], rtol=0, atol=0)
 
 
 def test_bad_inputs_are_usage_errors_before_anything_is_written(
