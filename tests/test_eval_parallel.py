@@ -135,3 +135,27 @@ def test_two_gloo_processes_write_the_compare_heads_bytes_of_one(
     shutil.rmtree(out)
     torchrun("compare_heads.py", "acd")
     assert {str(path): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()} == one
+
+
+def test_terminating_the_stage_stops_its_workers(tmp_path: Path, tiny_gpt2: Path, gpt2_heads: Path) -> None:
+    """params `processes: 2`: a SIGTERM to the stage (a scheduler's kill) ends both workers, none is orphaned."""
+    import signal
+    import time
+
+    import psutil
+
+    params = {"model": str(tiny_gpt2), "seed": 0, "processes": 2,
+              "benchmarks": {"tasks": {"mixed": TASKS}, "heads": str(gpt2_heads), "limit": 7, "batch_size": 2,
+                             "bootstrap_iters": 0, "device": "cpu"}}
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    stage = subprocess.Popen([sys.executable, str(ROOT / "stages" / "benchmark_layers.py"), "mixed"], cwd=tmp_path,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(workers := psutil.Process(stage.pid).children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(workers) == 2
+    stage.send_signal(signal.SIGTERM)
+    assert stage.wait(timeout=60) == 128 + signal.SIGTERM
+    gone, alive = psutil.wait_procs(workers, timeout=1)  # the stage waited for them before it exited
+    assert not alive

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -64,6 +65,10 @@ def launch(processes: int) -> None:
               "LOCAL_WORLD_SIZE": str(processes)}
     workers = [subprocess.Popen([sys.executable, *sys.argv], env={**shared, "RANK": str(rank), "LOCAL_RANK": str(rank)})
                for rank in range(processes)]
+    def terminated(signum: int, frame: object) -> None:  # a scheduler's kill must not orphan the workers
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
     status = 0
     try:
         while any(worker.poll() is None for worker in workers) and not status:
@@ -71,7 +76,9 @@ def launch(processes: int) -> None:
             time.sleep(0.1)
     except KeyboardInterrupt:
         status = 130
-    for worker in workers:  # one failed (or an interrupt): the others would wait for it forever
+    except SystemExit as stop:
+        status = int(stop.code or 1)
+    for worker in workers:  # one failed, or an interrupt: the others would wait for it forever
         if worker.poll() is None:
             worker.terminate()
         worker.wait()
