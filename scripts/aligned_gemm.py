@@ -19,14 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import torch  # noqa: E402
-
 import acd.core.model as model_module  # noqa: E402
-from acd.core.architectures import num_layers  # noqa: E402
-from acd.core.heads import ExitHeads  # noqa: E402
 from acd.pipeline.training import train_step  # noqa: E402
 from acd.tools.perf import PLAIN, Bench, BenchOptions  # noqa: E402
-from acd.tools.perf_training import spread_layers  # noqa: E402
+from acd.tools.perf_training import training_parts  # noqa: E402
 
 SIDES = {"padded": 64, "unpadded": 1}
 
@@ -57,8 +53,7 @@ def main() -> None:
     bench = Bench(BenchOptions(device=args.device, dtype=args.dtype))
     device = bench.device
     with bench.variant(PLAIN) as model:
-        heads = ExitHeads.for_model(model, spread_layers(num_layers(model), 12), base_model="aligned").to(device)
-        optimizer = torch.optim.AdamW(heads.parameters(), lr=2e-4)
+        heads, optimizer = training_parts(model, 12)
         micro, length = (8, 512) if device == "cuda" else (1, 256)
         tokens = [bench.token_ids(micro, length)]
         side_by_side(f"train step, 12 heads, {micro}x{length}",

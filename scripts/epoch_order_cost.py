@@ -35,9 +35,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     params = TrainParams()  # the paper's: batch 64 of micro-batches of 8
-    step = selection_only(params, args.device)
-    if args.train:
-        step = training_step(params, args.device)
+    step = training_step(params, args.device) if args.train else selection_only(params, args.device)
     with tempfile.TemporaryDirectory() as tmp:
         blocks = np.lib.format.open_memmap(Path(tmp) / "blocks.npy", mode="w+", dtype=np.uint16,
                                            shape=(args.blocks, 512))
@@ -64,15 +62,12 @@ def selection_only(params: TrainParams, device: str):
 def training_step(params: TrainParams, device: str):
     import torch
 
-    from acd.core.architectures import num_layers
-    from acd.core.heads import ExitHeads
     from acd.pipeline.training import train_step
-    from acd.tools.perf import RANDOM_MODELS, build_base, BenchOptions
-    from acd.tools.perf_training import spread_layers
+    from acd.tools.perf import RANDOM_MODELS, BenchOptions, build_base
+    from acd.tools.perf_training import training_parts
 
     model = build_base(BenchOptions(model=next(iter(RANDOM_MODELS)), device=device), device)
-    heads = ExitHeads.for_model(model, spread_layers(num_layers(model), 12), base_model="epoch-order").to(device)
-    optimizer = torch.optim.AdamW(heads.parameters(), lr=2e-4)
+    heads, optimizer = training_parts(model, 12)
 
     def step(blocks, number):
         train_step(model, heads, optimizer, step_batches(blocks, number, params, 0, World(), device), 4096)

@@ -20,11 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from acd.core.architectures import num_layers  # noqa: E402
-from acd.core.heads import ExitHeads  # noqa: E402
 from acd.pipeline.training import train_step  # noqa: E402
 from acd.tools.perf import PLAIN, Bench, BenchOptions  # noqa: E402
-from acd.tools.perf_training import spread_layers  # noqa: E402
+from acd.tools.perf_training import training_parts  # noqa: E402
 
 
 def show(title: str, run: Callable[[], object], device: str, rows: int) -> None:
@@ -51,8 +49,7 @@ def main() -> None:
     if "train" in cases:
         base = bench.model  # the frozen model; its own two random heads are not trained here
         with bench.variant(PLAIN) as model:
-            heads = ExitHeads.for_model(model, spread_layers(num_layers(model), 12), base_model="profile").to(device)
-            optimizer = torch.optim.AdamW(heads.parameters(), lr=2e-4)
+            heads, optimizer = training_parts(model, 12)
             micro, length = (8, 512) if device == "cuda" else (1, 256)
             tokens = [bench.token_ids(micro, length)]
             show(f"train step: 12 heads, {micro}x{length}", lambda: train_step(model, heads, optimizer, tokens, 4096),

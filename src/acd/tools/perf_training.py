@@ -94,6 +94,14 @@ def spread_layers(n_layers: int, count: int) -> list[int]:
     return sorted({max(1, round(n_layers * (index + 1) / count)) for index in range(count)})
 
 
+def training_parts(model: torch.nn.Module, exits: int, seed: int = 0) -> tuple[ExitHeads, torch.optim.Optimizer]:
+    """``exits`` random exit heads spread up to the last layer, on the model's device, and their AdamW (lr 2e-4)."""
+    device = next(model.parameters()).device
+    heads = ExitHeads.for_model(model, spread_layers(num_layers(model), exits), base_model="benchmark", seed=seed)
+    heads.to(device)
+    return heads, torch.optim.AdamW(heads.parameters(), lr=2e-4)
+
+
 def tensor_bytes(tensors: Any) -> int:
     return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
 
@@ -101,9 +109,7 @@ def tensor_bytes(tensors: Any) -> int:
 def measure_training(model: torch.nn.Module, workload: TrainWorkload) -> dict[str, Any]:
     """Per loss, each repetition's step seconds and peak bytes above the steady state; the steady state's tensors."""
     device = str(next(model.parameters()).device)
-    layers = spread_layers(num_layers(model), workload.exits)
-    heads = ExitHeads.for_model(model, layers, base_model="benchmark", seed=workload.seed).to(device)
-    optimizer = torch.optim.AdamW(heads.parameters(), lr=2e-4)
+    heads, optimizer = training_parts(model, workload.exits, workload.seed)
     generator = torch.Generator().manual_seed(workload.seed)
     vocab = model.get_output_embeddings().weight.shape[0]
     chunk = {"chunked": workload.loss_chunk, "full": None}
@@ -129,7 +135,7 @@ def measure_training(model: torch.nn.Module, workload: TrainWorkload) -> dict[st
             seconds[loss].append(time.perf_counter() - started)
             peaks[loss].append(memory.above_baseline)
     return {
-        "exit_layers": layers,
+        "exit_layers": heads.exit_layers,
         "seconds": seconds,
         "peak_above_steady_bytes": peaks,
         "steady_state_tensor_bytes": {
