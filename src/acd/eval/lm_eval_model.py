@@ -69,11 +69,12 @@ def token_batches(requests: Sequence[Any], batch_size: int, grouped: bool) -> li
     """
     entries = [(index, request[1], request[2]) for index, request in enumerate(requests)]
     collator = Collator(entries, sort_fn=sort_key, group_fn=group_key, group_by="contexts" if grouped else None)
+    if not grouped:
+        return [sorted(entry[0] for entry in batch) for batch in collator.get_batched(n=batch_size)]
     members: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for index, request in enumerate(requests):
         members[group_key(request)].append(index)
-    return [sorted(itertools.chain.from_iterable(members[group_key(entry)] if grouped else [entry[0]]
-                                                 for entry in batch))
+    return [sorted(itertools.chain.from_iterable(members[group_key(entry)] for entry in batch))
             for batch in collator.get_batched(n=batch_size)]
 
 

@@ -65,6 +65,7 @@ def launch(processes: int) -> None:
               "LOCAL_WORLD_SIZE": str(processes)}
     workers = [subprocess.Popen([sys.executable, *sys.argv], env={**shared, "RANK": str(rank), "LOCAL_RANK": str(rank)})
                for rank in range(processes)]
+
     def terminated(signum: int, frame: object) -> None:  # a scheduler's kill must not orphan the workers
         raise SystemExit(128 + signum)
 
